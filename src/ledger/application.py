@@ -1,0 +1,249 @@
+"""The ledger's application service: load → decide → save, one transaction per command.
+
+Every stock command runs through `_execute`, which decides metadata once, tries
+the decision against freshly loaded aggregates, saves all they changed in one
+`save()` (all lines or none), retries a bounded number of times when another
+writer got there first, and records the idempotency key in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from ledger import documents
+from ledger.commands import (
+    Count,
+    Dispatch,
+    Receipt,
+    Transfer,
+    checked_count,
+    checked_dispatch,
+    checked_effective_at,
+    checked_item_details,
+    checked_receipt,
+    checked_text,
+    checked_transfer,
+)
+from ledger.domain.command_record import CommandRecord
+from ledger.domain.context import CommandMeta, MovementContext
+from ledger.domain.identity import (
+    bin_id,
+    check_code,
+    command_record_id,
+    item_id,
+    location_id,
+)
+from ledger.domain.item import Item, ItemDetails
+from ledger.domain.location import Location
+from ledger.domain.stock_bin import StockBin
+from ledger.errors import ConcurrentModification, IdempotencyConflict, UnknownItem
+from ledger.store import position_of
+from ledger.transcodings import LayerAsDict
+from ledger.workspace import Workspace
+
+CommandT = TypeVar("CommandT", Receipt, Dispatch, Transfer, Count)
+Decide = Callable[[CommandT, Workspace, MovementContext], list[dict[str, Any]]]
+COMMAND_ATTEMPTS_MAX = 32
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a stock command recorded: its document, the log position, the lines."""
+
+    document_id: UUID
+    position: int
+    lines: list[dict[str, Any]]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The outcome of registering reference data: whether anything was appended."""
+
+    changed: bool
+    position: int | None
+
+
+class Ledger(Application[UUID]):
+    """Items, locations and stock movements, on the `eventsourcing` event store."""
+
+    name = "ledger"
+
+    def __init__(self, env: Mapping[str, str] | None = None,
+                 attempts_max: int = COMMAND_ATTEMPTS_MAX) -> None:
+        super().__init__(env)
+        self.attempts_max = attempts_max
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(LayerAsDict())
+
+    # Reference data.
+
+    def register_item(self, sku: str, details: ItemDetails, meta: CommandMeta) -> Registration:
+        """Register an item, or update its details; the same details append nothing."""
+        check_code(sku, "sku")
+        details = checked_item_details(details)
+        for _ in range(self.attempts_max):
+            try:
+                item = self._load(item_id(sku), Item)
+            except AggregateNotFoundError:
+                item = Item.register(sku, details, meta.actor)
+            else:
+                item.update(details, meta.actor)
+            if not item.pending_events:
+                return Registration(changed=False, position=None)
+            try:
+                return Registration(changed=True, position=self._save_position(item))
+            except IntegrityError:
+                continue
+        raise ConcurrentModification(self.attempts_max)
+
+    def register_location(self, code: str, name: str, meta: CommandMeta) -> Registration:
+        """Register a location, or rename it; the same name appends nothing."""
+        check_code(code, "code")
+        checked_name = checked_text(name, "name", required=True)
+        assert checked_name is not None
+        for _ in range(self.attempts_max):
+            try:
+                location = self._load(location_id(code), Location)
+            except AggregateNotFoundError:
+                location = Location.register(code, checked_name, meta.actor)
+            else:
+                location.rename(checked_name, meta.actor)
+            if not location.pending_events:
+                return Registration(changed=False, position=None)
+            try:
+                return Registration(changed=True, position=self._save_position(location))
+            except IntegrityError:
+                continue
+        raise ConcurrentModification(self.attempts_max)
+
+    def item(self, sku: str) -> Item:
+        try:
+            return self._load(item_id(sku), Item)
+        except AggregateNotFoundError:
+            raise UnknownItem(sku) from None
+
+    def location(self, code: str) -> Location | None:
+        try:
+            return self._load(location_id(code), Location)
+        except AggregateNotFoundError:
+            return None
+
+    def stock_bin(self, sku: str, location: str) -> StockBin | None:
+        try:
+            return self._load(bin_id(sku, location), StockBin)
+        except AggregateNotFoundError:
+            return None
+
+    # Stock documents.
+
+    def receive(self, receipt: Receipt, meta: CommandMeta) -> CommandResult:
+        """Record a receipt (入库): every line in at its unit cost."""
+        return self._execute("receipt", checked_receipt(receipt), meta, documents.decide_receipt)
+
+    def dispatch(self, dispatch: Dispatch, meta: CommandMeta) -> CommandResult:
+        """Record a dispatch (出库): every line out at cost, never below available."""
+        return self._execute("dispatch", checked_dispatch(dispatch), meta,
+                             documents.decide_dispatch)
+
+    def transfer(self, transfer: Transfer, meta: CommandMeta) -> CommandResult:
+        """Record a transfer (调拨): out of one location and into another, at cost."""
+        return self._execute("transfer", checked_transfer(transfer), meta,
+                             documents.decide_transfer)
+
+    def count(self, count: Count, meta: CommandMeta) -> CommandResult:
+        """Record a stock count (盘点): on-hand becomes the counted quantity."""
+        return self._execute("count", checked_count(count), meta, documents.decide_count)
+
+    def _execute(self, kind: str, command: CommandT, meta: CommandMeta,
+                 decide: Decide[CommandT]) -> CommandResult:
+        fingerprint = _fingerprint(kind, command)
+        replayed = self._replay(meta, fingerprint)
+        if replayed is not None:
+            return replayed
+        document_id = uuid4()
+        for _ in range(self.attempts_max):
+            context = _context(command, meta, document_id)
+            workspace = Workspace(self.repository.get)
+            lines = decide(command, workspace, context)
+            result = {"document_id": document_id, "lines": lines}
+            changed = workspace.changed()
+            if meta.idempotency_key is not None:
+                changed.append(CommandRecord.record(
+                    meta.actor, meta.idempotency_key, kind, fingerprint, result))
+            try:
+                position = self._save_position(*changed)
+            except IntegrityError:
+                replayed = self._replay(meta, fingerprint)
+                if replayed is not None:
+                    return replayed
+                continue
+            return CommandResult(document_id, position, lines)
+        raise ConcurrentModification(self.attempts_max)
+
+    def _replay(self, meta: CommandMeta, fingerprint: str) -> CommandResult | None:
+        """The original result for a repeated idempotency key, or None for a new key."""
+        if meta.idempotency_key is None:
+            return None
+        record_id = command_record_id(meta.actor, meta.idempotency_key)
+        try:
+            record = self._load(record_id, CommandRecord)
+        except AggregateNotFoundError:
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyConflict(meta.idempotency_key)
+        position = position_of(self.recorder, record_id, 1)
+        assert position is not None, "a loaded command record has a position"
+        return CommandResult(record.result["document_id"], position,
+                             record.result["lines"], replayed=True)
+
+    # Infrastructure.
+
+    AggregateT = TypeVar("AggregateT", Item, Location, StockBin, CommandRecord)
+
+    def _load(self, aggregate_id: UUID, kind: type[AggregateT]) -> AggregateT:
+        aggregate = self.repository.get(aggregate_id)
+        assert isinstance(aggregate, kind), f"{aggregate_id} is not a {kind.__name__}"
+        return aggregate
+
+    def _save_position(self, *aggregates: Any) -> int:
+        recordings = self.save(*aggregates)
+        return max(recording.notification.id for recording in recordings)
+
+    def head_position(self) -> int:
+        """The position of the newest event in the store (0 when empty)."""
+        return self.recorder.max_notification_id() or 0
+
+
+def _context(command: Receipt | Dispatch | Transfer | Count, meta: CommandMeta,
+             document_id: UUID) -> MovementContext:
+    now = datetime.now(UTC)
+    return MovementContext(
+        document_id=document_id,
+        actor=meta.actor,
+        effective_at=checked_effective_at(command.effective_at, now),
+        recorded_at=now,
+        reference=command.reference,
+        note=command.note,
+        reason=command.reason,
+        idempotency_key=meta.idempotency_key,
+        correlation_id=meta.correlation_id,
+    )
+
+
+def _fingerprint(kind: str, command: Any) -> str:
+    """A digest of a checked command: equal commands, equal fingerprints."""
+    canonical = json.dumps([kind, asdict(command)], sort_keys=True, default=str,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

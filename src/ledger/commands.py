@@ -1,0 +1,209 @@
+"""Commands the ledger accepts, and the checks every one passes before it is decided.
+
+Checking here (not in the API) means every entry point — HTTP, CLI, demo loader,
+benchmarks — gets the same refusals. Decimals are normalised to their places
+(quantities 3, unit costs 6) so that equal commands are equal, which is what
+idempotency fingerprints compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+from ledger.costing import VALUATION_METHODS
+from ledger.domain.identity import check_code
+from ledger.domain.item import ItemDetails
+from ledger.errors import FutureEffectiveTime, InvalidCost, InvalidInput, InvalidQuantity
+from ledger.numbers import ZERO, places, quantity, unit_cost
+
+LINES_MAX = 1000
+TEXT_LENGTH_MAX = 500
+QUANTITY_MAX = Decimal("1000000000")
+UNIT_COST_MAX = Decimal("1000000000")
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    sku: str
+    quantity: Decimal
+    unit_cost: Decimal
+
+
+@dataclass(frozen=True)
+class DispatchLine:
+    sku: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class CountLine:
+    sku: str
+    counted_quantity: Decimal
+    unit_cost: Decimal | None = None
+
+
+LineT = TypeVar("LineT", ReceiptLine, DispatchLine, CountLine)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Document(Generic[LineT]):
+    """Header fields every stock document shares, and its lines."""
+
+    lines: tuple[LineT, ...]
+    reference: str | None = None
+    note: str | None = None
+    reason: str | None = None
+    effective_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt(Document[ReceiptLine]):
+    location: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dispatch(Document[DispatchLine]):
+    location: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transfer(Document[DispatchLine]):
+    from_location: str
+    to_location: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Count(Document[CountLine]):
+    location: str
+
+
+def checked_quantity(value: Decimal, field: str, *, allow_zero: bool = False) -> Decimal:
+    """A positive (or, for counts, non-negative) decimal of at most 3 places."""
+    if not value.is_finite() or value < ZERO or (value == ZERO and not allow_zero):
+        adjective = "non-negative" if allow_zero else "positive"
+        raise InvalidQuantity(f"{field} must be a {adjective} decimal; got {value}.", field)
+    if places(value) > 3 or value > QUANTITY_MAX:
+        raise InvalidQuantity(
+            f"{field} must have at most 3 decimal places and be at most {QUANTITY_MAX}; "
+            f"got {value}.", field)
+    return quantity(value)
+
+
+def checked_unit_cost(value: Decimal, field: str) -> Decimal:
+    """A non-negative decimal of at most 6 places."""
+    if not value.is_finite() or value < ZERO or places(value) > 6 or value > UNIT_COST_MAX:
+        raise InvalidCost(
+            f"{field} must be a non-negative decimal of at most 6 places, at most "
+            f"{UNIT_COST_MAX}; got {value}.", field)
+    return unit_cost(value)
+
+
+def checked_text(value: str | None, field: str, *, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"{field} is required.", field)
+        return None
+    if len(value) > TEXT_LENGTH_MAX:
+        raise InvalidInput(f"{field} must be at most {TEXT_LENGTH_MAX} characters.", field)
+    return value
+
+
+def checked_effective_at(value: datetime | None, now: datetime) -> datetime:
+    """When the movement happened in business time: not in the future; defaults to now."""
+    if value is None:
+        return now
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput("effective_at must carry a time zone offset.", "effective_at")
+    if value > now:
+        raise FutureEffectiveTime(
+            f"effective_at {value.isoformat()} is in the future.", "effective_at")
+    return value
+
+
+def checked_lines(count: int) -> None:
+    if count < 1 or count > LINES_MAX:
+        raise InvalidInput(f"A document has 1 to {LINES_MAX} lines; got {count}.", "lines")
+
+
+def checked_item_details(details: ItemDetails) -> ItemDetails:
+    if details.valuation_method not in VALUATION_METHODS:
+        raise InvalidInput(
+            f"valuation_method must be one of {', '.join(VALUATION_METHODS)}.",
+            "valuation_method")
+    name = checked_text(details.name, "name", required=True)
+    uom = checked_text(details.uom, "uom", required=True)
+    assert name is not None and uom is not None
+    reorder_point = details.reorder_point
+    if reorder_point is not None:
+        reorder_point = checked_quantity(reorder_point, "reorder_point", allow_zero=True)
+    return ItemDetails(name, uom, details.valuation_method, reorder_point)
+
+
+def check_header(document: Document[LineT]) -> None:
+    checked_lines(len(document.lines))
+    checked_text(document.reference, "reference")
+    checked_text(document.note, "note")
+    checked_text(document.reason, "reason")
+
+
+def checked_receipt(receipt: Receipt) -> Receipt:
+    check_header(receipt)
+    check_code(receipt.location, "location")
+    lines = tuple(
+        ReceiptLine(
+            check_code(line.sku, f"lines[{n}].sku"),
+            checked_quantity(line.quantity, f"lines[{n}].quantity"),
+            checked_unit_cost(line.unit_cost, f"lines[{n}].unit_cost"),
+        )
+        for n, line in enumerate(receipt.lines)
+    )
+    return replace(receipt, lines=lines)
+
+
+def _checked_dispatch_lines(lines: tuple[DispatchLine, ...]) -> tuple[DispatchLine, ...]:
+    return tuple(
+        DispatchLine(
+            check_code(line.sku, f"lines[{n}].sku"),
+            checked_quantity(line.quantity, f"lines[{n}].quantity"),
+        )
+        for n, line in enumerate(lines)
+    )
+
+
+def checked_dispatch(dispatch: Dispatch) -> Dispatch:
+    check_header(dispatch)
+    check_code(dispatch.location, "location")
+    return replace(dispatch, lines=_checked_dispatch_lines(dispatch.lines))
+
+
+def checked_transfer(transfer: Transfer) -> Transfer:
+    check_header(transfer)
+    check_code(transfer.from_location, "from_location")
+    check_code(transfer.to_location, "to_location")
+    if transfer.from_location == transfer.to_location:
+        raise InvalidInput("A transfer moves stock between two different locations.",
+                           "to_location")
+    return replace(transfer, lines=_checked_dispatch_lines(transfer.lines))
+
+
+def checked_count(count: Count) -> Count:
+    check_header(count)
+    check_code(count.location, "location")
+    checked_text(count.reason, "reason", required=True)
+    lines = tuple(
+        CountLine(
+            check_code(line.sku, f"lines[{n}].sku"),
+            checked_quantity(line.counted_quantity, f"lines[{n}].counted_quantity",
+                             allow_zero=True),
+            None if line.unit_cost is None
+            else checked_unit_cost(line.unit_cost, f"lines[{n}].unit_cost"),
+        )
+        for n, line in enumerate(count.lines)
+    )
+    skus = [line.sku for line in lines]
+    if len(set(skus)) != len(skus):
+        raise InvalidInput("A count lists each SKU once.", "lines")
+    return replace(count, lines=lines)

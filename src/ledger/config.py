@@ -1,0 +1,89 @@
+"""Settings read from the environment, and the event store they select.
+
+Nothing connects at import time: `Settings.from_environ()` only reads variables,
+and `store_environment()` only turns a database URL into the `eventsourcing`
+library's own settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///ledger.db"
+
+
+class ConfigurationError(ValueError):
+    """A setting that cannot be used (named in the message)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to start."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    api_keys: str = ""
+    request_body_bytes_max: int = 1024 * 1024
+    command_attempts_max: int = 32
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("LEDGER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            api_keys=env.get("LEDGER_API_KEYS", ""),
+            request_body_bytes_max=int(env.get("LEDGER_REQUEST_BODY_BYTES_MAX", 1024 * 1024)),
+        )
+
+
+def store_environment(database_url: str) -> dict[str, str]:
+    """The `eventsourcing` settings for a `sqlite:///…` or `postgresql://…` URL."""
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        return _sqlite_environment(parts.path)
+    if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return _postgres_environment(database_url)
+    raise ConfigurationError(
+        f"LEDGER_DATABASE_URL must start with sqlite:/// or postgresql://; got {database_url!r}."
+    )
+
+
+def _sqlite_environment(url_path: str) -> dict[str, str]:
+    # SQLAlchemy's convention: sqlite:///relative.db and sqlite:////absolute/path.db.
+    path = url_path[1:] if url_path.startswith("/") else url_path
+    if not path:
+        raise ConfigurationError("A sqlite URL names a file: sqlite:///path/to/ledger.db.")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+
+
+def _postgres_environment(database_url: str) -> dict[str, str]:
+    parts = urlsplit(database_url)
+    query = parse_qs(parts.query)
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname or not parts.hostname:
+        raise ConfigurationError(
+            "A PostgreSQL URL names a host and a database: postgresql://user@host:5432/db."
+        )
+    environment = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parts.hostname,
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_POOL_SIZE": query.get("pool_size", ["10"])[0],
+        "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["10"])[0],
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+    }
+    if "schema" in query:
+        environment["POSTGRES_SCHEMA"] = query["schema"][0]
+    return environment

@@ -1,0 +1,38 @@
+"""Deterministic aggregate ids and the shape of codes (SKUs, location codes)."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID, uuid5
+
+from ledger.errors import InvalidInput
+
+NAMESPACE = UUID("6f1d2c1e-3f0a-5b7e-9c4d-2a8b1e0f7c35")
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def item_id(sku: str) -> UUID:
+    return uuid5(NAMESPACE, f"item\x00{sku}")
+
+
+def location_id(code: str) -> UUID:
+    return uuid5(NAMESPACE, f"location\x00{code}")
+
+
+def bin_id(sku: str, location: str) -> UUID:
+    return uuid5(NAMESPACE, f"bin\x00{sku}\x00{location}")
+
+
+def command_record_id(actor: str, idempotency_key: str) -> UUID:
+    return uuid5(NAMESPACE, f"command\x00{actor}\x00{idempotency_key}")
+
+
+def check_code(value: str, field: str) -> str:
+    """A SKU or location code: 1–64 letters, digits, '.', '_' or '-', not starting with a sign."""
+    if not CODE_PATTERN.match(value):
+        raise InvalidInput(
+            f"{field} must be 1–64 characters of letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit; got {value!r}.",
+            field=field,
+        )
+    return value

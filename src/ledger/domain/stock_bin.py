@@ -1,0 +1,222 @@
+"""`StockBin`: what one SKU holds at one location, and what it is worth.
+
+A bin is the consistency boundary for stock: on-hand never drops below zero and
+0 ≤ reserved ≤ on-hand. Cost is decided here, on the write side, and recorded on
+every event (DESIGN decision 4); applying an event only adds and subtracts the
+recorded layers, so replay reproduces the bin exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.costing import (
+    CostState,
+    Layer,
+    ValuationMethod,
+    apply_movement,
+    everything,
+    layer_at,
+    take,
+    total_quantity,
+    total_value,
+    unit_cost_of,
+)
+from ledger.domain.context import MovementContext
+from ledger.domain.identity import bin_id
+from ledger.errors import InsufficientStock
+from ledger.numbers import ZERO
+
+
+class StockBin(Aggregate):
+    """One (SKU, location): on-hand, reserved and the cost state."""
+
+    TOPIC = "ledger:StockBin"
+
+    class Event(Aggregate.Event):
+        TOPIC = "ledger:StockBin.Event"
+
+    class Opened(Aggregate.Created):
+        TOPIC = "ledger:StockBin.Opened"
+        sku: str
+        location: str
+        valuation_method: str
+
+    class Movement(Event):
+        """Fields every stock movement carries (what its readers need, DESIGN 5)."""
+
+        TOPIC = "ledger:StockBin.Movement"
+        sku: str
+        location: str
+        removed: tuple[Layer, ...]
+        added: tuple[Layer, ...]
+        quantity_on_hand_after: Decimal
+        value_after: Decimal
+        document_id: UUID
+        line_number: int
+        actor: str
+        effective_at: datetime
+        reference: str | None
+        note: str | None
+        reason: str | None
+        idempotency_key: str | None
+        correlation_id: str | None
+
+        def apply(self, aggregate: StockBin) -> None:
+            aggregate.cost = apply_movement(aggregate.cost, tuple(self.removed), tuple(self.added))
+            # A count can find less than is reserved; a reservation cannot outlive the stock.
+            aggregate.quantity_reserved = min(aggregate.quantity_reserved, aggregate.cost.quantity)
+
+    class Received(Movement):
+        TOPIC = "ledger:StockBin.Received"
+        quantity: Decimal
+        unit_cost: Decimal
+        value: Decimal
+
+    class Dispatched(Movement):
+        TOPIC = "ledger:StockBin.Dispatched"
+        quantity: Decimal
+        unit_cost: Decimal
+        value: Decimal
+
+    class TransferredOut(Movement):
+        TOPIC = "ledger:StockBin.TransferredOut"
+        quantity: Decimal
+        unit_cost: Decimal
+        value: Decimal
+        to_location: str
+
+    class TransferredIn(Movement):
+        TOPIC = "ledger:StockBin.TransferredIn"
+        quantity: Decimal
+        unit_cost: Decimal
+        value: Decimal
+        from_location: str
+
+    class Counted(Movement):
+        TOPIC = "ledger:StockBin.Counted"
+        quantity_counted: Decimal
+        quantity_difference: Decimal
+        value_difference: Decimal
+        unit_cost: Decimal
+        revalued: bool
+
+    def __init__(self, sku: str, location: str, valuation_method: str) -> None:
+        self.sku = sku
+        self.location = location
+        self.cost = CostState(method=_method(valuation_method))
+        self.quantity_reserved = ZERO
+
+    @classmethod
+    def open(cls, sku: str, location: str, valuation_method: ValuationMethod) -> StockBin:
+        """A new, empty bin (its first movement is saved with it)."""
+        return cls._create(
+            cls.Opened,
+            id=bin_id(sku, location),
+            sku=sku,
+            location=location,
+            valuation_method=valuation_method,
+        )
+
+    @property
+    def quantity_on_hand(self) -> Decimal:
+        return self.cost.quantity
+
+    @property
+    def value(self) -> Decimal:
+        return self.cost.value
+
+    @property
+    def unit_cost(self) -> Decimal:
+        return self.cost.unit_cost
+
+    @property
+    def quantity_available(self) -> Decimal:
+        return self.cost.quantity - self.quantity_reserved
+
+    def receive(self, quantity: Decimal, unit_cost: Decimal, context: MovementContext,
+                line_number: int) -> None:
+        """Put `quantity` in at `unit_cost` (a receipt, 入库)."""
+        layer = layer_at(quantity, unit_cost)
+        self._move(self.Received, (), (layer,), context, line_number,
+                   quantity=quantity, unit_cost=unit_cost, value=layer.value)
+
+    def dispatch(self, quantity: Decimal, context: MovementContext, line_number: int) -> None:
+        """Take `quantity` out at cost (a dispatch, 出库); refuses to go below available."""
+        removed = self._take(quantity)
+        self._move(self.Dispatched, removed, (), context, line_number,
+                   quantity=quantity, unit_cost=unit_cost_of(removed, self.unit_cost),
+                   value=total_value(removed))
+
+    def transfer_out(self, quantity: Decimal, to_location: str, context: MovementContext,
+                     line_number: int) -> tuple[Layer, ...]:
+        """Take `quantity` out towards another location; returns the cost layers it carries."""
+        removed = self._take(quantity)
+        self._move(self.TransferredOut, removed, (), context, line_number,
+                   quantity=quantity, unit_cost=unit_cost_of(removed, self.unit_cost),
+                   value=total_value(removed), to_location=to_location)
+        return removed
+
+    def transfer_in(self, layers: tuple[Layer, ...], from_location: str,
+                    context: MovementContext, line_number: int) -> None:
+        """Put in what a transfer carried, at the cost it carried (FIFO layers keep order)."""
+        quantity = total_quantity(layers)
+        self._move(self.TransferredIn, (), layers, context, line_number,
+                   quantity=quantity, unit_cost=unit_cost_of(layers, self.unit_cost),
+                   value=total_value(layers), from_location=from_location)
+
+    def count(self, quantity_counted: Decimal, unit_cost: Decimal | None,
+              context: MovementContext, line_number: int) -> None:
+        """Set on-hand to a counted quantity (盘点); with `unit_cost`, also revalue the bin."""
+        removed, added = self._count_layers(quantity_counted, unit_cost)
+        self._move(self.Counted, removed, added, context, line_number,
+                   quantity_counted=quantity_counted,
+                   quantity_difference=quantity_counted - self.quantity_on_hand,
+                   value_difference=total_value(added) - total_value(removed),
+                   unit_cost=unit_cost if unit_cost is not None else self.unit_cost,
+                   revalued=unit_cost is not None)
+
+    def _count_layers(self, quantity_counted: Decimal,
+                      unit_cost: Decimal | None) -> tuple[tuple[Layer, ...], tuple[Layer, ...]]:
+        if unit_cost is not None:
+            added = (layer_at(quantity_counted, unit_cost),) if quantity_counted else ()
+            return everything(self.cost), added
+        difference = quantity_counted - self.quantity_on_hand
+        if difference > ZERO:
+            return (), (layer_at(difference, self.unit_cost),)
+        if difference < ZERO:
+            return self._take(-difference, count=True), ()
+        return (), ()
+
+    def _take(self, quantity: Decimal, *, count: bool = False) -> tuple[Layer, ...]:
+        # A count may take reserved stock: what is not on the shelf cannot stay reserved.
+        available = self.quantity_on_hand if count else self.quantity_available
+        if quantity > available:
+            raise InsufficientStock(self.sku, self.location, quantity, available)
+        return take(self.cost, quantity)
+
+    def _move(self, event_class: type[StockBin.Movement], removed: tuple[Layer, ...],
+              added: tuple[Layer, ...], context: MovementContext, line_number: int,
+              **fields: Any) -> None:
+        after = apply_movement(self.cost, removed, added)
+        self.trigger_event(
+            event_class,
+            sku=self.sku,
+            location=self.location,
+            removed=removed,
+            added=added,
+            quantity_on_hand_after=after.quantity,
+            value_after=after.value,
+            **context.event_fields(line_number),
+            **fields,
+        )
+
+
+def _method(valuation_method: str) -> ValuationMethod:
+    assert valuation_method in ("fifo", "moving_average"), valuation_method
+    return "fifo" if valuation_method == "fifo" else "moving_average"

@@ -1,0 +1,132 @@
+"""The ledger's errors: one hierarchy, each carrying the facts a user needs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+class LedgerError(Exception):
+    """Base of every refusal the ledger makes. `code` is stable: clients match on it."""
+
+    code = "ledger_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def facts(self) -> dict[str, object]:
+        """Structured fields that explain the refusal (strings for decimals)."""
+        return {}
+
+
+class InvalidInput(LedgerError):
+    """A command whose input breaks a rule of the ledger (bad quantity, cost, line count…)."""
+
+    code = "validation_error"
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+    def facts(self) -> dict[str, object]:
+        return {"field": self.field} if self.field else {}
+
+
+class InvalidQuantity(InvalidInput):
+    """A quantity that is not a positive decimal of at most 3 places."""
+
+
+class InvalidCost(InvalidInput):
+    """A unit cost that is negative or has more than 6 places."""
+
+
+class FutureEffectiveTime(InvalidInput):
+    """An `effective_at` later than the moment the command is recorded."""
+
+
+class UnknownItem(LedgerError):
+    code = "unknown_item"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"No item is registered with SKU {sku!r}.")
+        self.sku = sku
+
+    def facts(self) -> dict[str, object]:
+        return {"sku": self.sku}
+
+
+class UnknownLocation(LedgerError):
+    code = "unknown_location"
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"No location is registered with code {location!r}.")
+        self.location = location
+
+    def facts(self) -> dict[str, object]:
+        return {"location": self.location}
+
+
+class InsufficientStock(LedgerError):
+    """Taking out more than is available (on hand less reserved) in a bin."""
+
+    code = "insufficient_stock"
+
+    def __init__(self, sku: str, location: str, requested: Decimal, available: Decimal) -> None:
+        super().__init__(
+            f"Cannot take {requested} of {sku!r} from {location!r}: only {available} available."
+        )
+        self.sku = sku
+        self.location = location
+        self.requested = requested
+        self.available = available
+
+    def facts(self) -> dict[str, object]:
+        return {
+            "sku": self.sku,
+            "location": self.location,
+            "requested": str(self.requested),
+            "available": str(self.available),
+        }
+
+
+class ImmutableField(LedgerError):
+    """An update that would change a field fixed at registration."""
+
+    code = "immutable_field"
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+    def facts(self) -> dict[str, object]:
+        return {"field": self.field}
+
+
+class IdempotencyConflict(LedgerError):
+    """The same idempotency key was used before with a different command."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency key {key!r} was already used for a different request."
+        )
+        self.key = key
+
+    def facts(self) -> dict[str, object]:
+        return {"idempotency_key": self.key}
+
+
+class ConcurrentModification(LedgerError):
+    """Other writers kept changing the same aggregates; the bounded retries ran out."""
+
+    code = "concurrent_modification"
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(
+            f"The command conflicted with concurrent writers {attempts} times; retry it."
+        )
+        self.attempts = attempts
+
+    def facts(self) -> dict[str, object]:
+        return {"attempts": self.attempts}

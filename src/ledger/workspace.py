@@ -1,0 +1,75 @@
+"""The aggregates one attempt at a command loads and changes.
+
+A workspace loads each aggregate at most once per attempt, so that two lines of
+one document touching the same bin see each other, and lists what changed in
+the order it was first touched: that list is the one `save()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.identity import bin_id, item_id, location_id
+from ledger.domain.item import Item
+from ledger.domain.location import Location
+from ledger.domain.stock_bin import StockBin
+from ledger.errors import UnknownItem, UnknownLocation
+
+Loader = Callable[[UUID], Aggregate]
+
+
+class Workspace:
+    """Loaded aggregates, keyed by id, for one attempt at one command."""
+
+    def __init__(self, load: Loader) -> None:
+        self._load = load
+        self._loaded: dict[UUID, Aggregate | None] = {}
+
+    def _get(self, aggregate_id: UUID) -> Aggregate | None:
+        if aggregate_id not in self._loaded:
+            try:
+                self._loaded[aggregate_id] = self._load(aggregate_id)
+            except AggregateNotFoundError:
+                self._loaded[aggregate_id] = None
+        return self._loaded[aggregate_id]
+
+    def item(self, sku: str) -> Item:
+        item = self._get(item_id(sku))
+        if item is None:
+            raise UnknownItem(sku)
+        assert isinstance(item, Item)
+        return item
+
+    def location(self, code: str) -> Location:
+        location = self._get(location_id(code))
+        if location is None:
+            raise UnknownLocation(code)
+        assert isinstance(location, Location)
+        return location
+
+    def existing_bin(self, sku: str, location: str) -> StockBin | None:
+        """The bin if anything was ever moved into it, else None."""
+        self.item(sku)
+        self.location(location)
+        stock_bin = self._get(bin_id(sku, location))
+        assert stock_bin is None or isinstance(stock_bin, StockBin)
+        return stock_bin
+
+    def bin(self, sku: str, location: str) -> StockBin:
+        """The bin, opened (unsaved) when nothing was ever moved into it."""
+        stock_bin = self.existing_bin(sku, location)
+        if stock_bin is None:
+            stock_bin = StockBin.open(sku, location, self.item(sku).valuation_method)
+            self._loaded[stock_bin.id] = stock_bin
+        return stock_bin
+
+    def changed(self) -> list[Aggregate]:
+        """Aggregates with events to save, in the order they were first loaded."""
+        return [
+            aggregate for aggregate in self._loaded.values()
+            if aggregate is not None and aggregate.pending_events
+        ]
