@@ -52,6 +52,7 @@ from ledger.workspace import Workspace
 
 CommandT = TypeVar("CommandT", Receipt, Dispatch, Transfer, Count)
 Decide = Callable[[CommandT, Workspace, MovementContext], list[dict[str, Any]]]
+AggregateT = TypeVar("AggregateT", Item, Location, StockBin, CommandRecord)
 COMMAND_ATTEMPTS_MAX = 32
 
 
@@ -140,6 +141,24 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
+    def items(self, after: int, limit: int) -> tuple[list[Item], int | None]:
+        """Registered items in registration order, after a log position; and the next cursor."""
+        return self._registered(Item.Registered.TOPIC, Item, after, limit)
+
+    def locations(self, after: int, limit: int) -> tuple[list[Location], int | None]:
+        """Registered locations in registration order, after a log position."""
+        return self._registered(Location.Registered.TOPIC, Location, after, limit)
+
+    def _registered(self, topic: str, kind: type[AggregateT], after: int,
+                    limit: int) -> tuple[list[AggregateT], int | None]:
+        # Reference data is small: scanning its creation events by topic is bounded by
+        # `limit` per page. The read-model issue replaces this with indexed tables.
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, topics=[topic], inclusive_of_start=False)
+        found = [self._load(n.originator_id, kind) for n in notifications]
+        cursor = notifications[-1].id if len(notifications) == limit else None
+        return found, cursor
+
     def stock_bin(self, sku: str, location: str) -> StockBin | None:
         try:
             return self._load(bin_id(sku, location), StockBin)
@@ -209,8 +228,6 @@ class Ledger(Application[UUID]):
                              record.result["lines"], replayed=True)
 
     # Infrastructure.
-
-    AggregateT = TypeVar("AggregateT", Item, Location, StockBin, CommandRecord)
 
     def _load(self, aggregate_id: UUID, kind: type[AggregateT]) -> AggregateT:
         aggregate = self.repository.get(aggregate_id)

@@ -1,0 +1,63 @@
+"""Dependencies every router shares: the ledger, the caller, and command metadata."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from uuid import uuid4
+
+from fastapi import Depends, Header, Request
+
+from api.auth import OPERATE, READ, KeyRing, Principal, Role
+from api.problems import ApiProblem
+from ledger.application import Ledger
+from ledger.domain.context import CommandMeta
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def get_principal(request: Request,
+                  authorization: Annotated[str | None, Header()] = None) -> Principal:
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise ApiProblem(401, "unauthorized", "Send an API key: Authorization: Bearer <key>.")
+    keys: KeyRing = request.app.state.keys
+    principal = keys.authenticate(presented.strip())
+    if principal is None:
+        raise ApiProblem(401, "unauthorized", "The API key is not valid.")
+    return principal
+
+
+def _requiring(roles: frozenset[Role], action: str):  # type: ignore[no-untyped-def]
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise ApiProblem(403, "forbidden",
+                             f"The {principal.role} role may not {action}.",
+                             role=str(principal.role))
+        return principal
+
+    return check
+
+
+def get_command_meta(
+    principal: Annotated[Principal, Depends(_requiring(OPERATE, "record stock movements"))],
+    idempotency_key: Annotated[str | None, Header()] = None,
+    x_correlation_id: Annotated[str | None, Header()] = None,
+) -> CommandMeta:
+    if idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.match(idempotency_key):
+        raise ApiProblem(422, "validation_error",
+                         "Idempotency-Key must be 1–200 visible ASCII characters.",
+                         field="Idempotency-Key")
+    correlation_id = (x_correlation_id or "")[:200] or str(uuid4())
+    return CommandMeta(principal.actor, idempotency_key, correlation_id)
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+Reader = Annotated[Principal, Depends(_requiring(READ, "read"))]
+Operator = Annotated[Principal, Depends(_requiring(OPERATE, "change reference data"))]
+CommandMetaDep = Annotated[CommandMeta, Depends(get_command_meta)]

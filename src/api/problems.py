@@ -1,0 +1,90 @@
+"""RFC 9457 problem details: one table maps each ledger error to its HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ledger import errors
+from ledger.config import ConfigurationError
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_BY_ERROR: dict[type[errors.LedgerError], int] = {
+    errors.InsufficientStock: 409,
+    errors.IdempotencyConflict: 409,
+    errors.ImmutableField: 409,
+    errors.ConcurrentModification: 409,
+    errors.UnknownItem: 422,
+    errors.UnknownLocation: 422,
+    errors.InvalidInput: 422,
+}
+
+
+class ApiProblem(Exception):
+    """An error the API itself raises (auth, not found, body too large)."""
+
+    def __init__(self, status: int, code: str, detail: str, **facts: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.facts = facts
+
+
+def problem(status: int, code: str, detail: str, **facts: Any) -> JSONResponse:
+    body = {
+        "type": f"/problems/{code}",
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **facts,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def status_of(error: errors.LedgerError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[kind]  # type: ignore[index]
+    return 400
+
+
+def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(item.get("loc", ())), "message": item.get("msg", ""),
+         "type": item.get("type", "")}
+        for item in error.errors()
+    ]
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every refusal into problem+json."""
+
+    @app.exception_handler(errors.LedgerError)
+    async def ledger_error(_: Request, error: errors.LedgerError) -> JSONResponse:
+        return problem(status_of(error), error.code, error.detail, **error.facts())
+
+    @app.exception_handler(ApiProblem)
+    async def api_problem(_: Request, error: ApiProblem) -> JSONResponse:
+        return problem(error.status, error.code, error.detail, **error.facts)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        return problem(422, "validation_error", "The request is not valid.",
+                       errors=_validation_errors(error))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return problem(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(ConfigurationError)
+    async def configuration_error(_: Request, error: ConfigurationError) -> JSONResponse:
+        return problem(500, "configuration_error", str(error))

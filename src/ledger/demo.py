@@ -1,0 +1,75 @@
+"""A small demo data set, loaded through the application service.
+
+Every command carries a fixed idempotency key, so loading twice appends nothing.
+Effective times are fixed instants in the past, so the demo history is the same
+on every machine (record times are, of course, the moment of loading).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from ledger.application import Ledger
+from ledger.commands import (
+    Count,
+    CountLine,
+    Dispatch,
+    DispatchLine,
+    Receipt,
+    ReceiptLine,
+    Transfer,
+)
+from ledger.domain.context import CommandMeta
+from ledger.domain.item import ItemDetails
+
+ACTOR = "demo-loader"
+ITEMS = {
+    "TEA-001": ItemDetails("Green tea 250 g", "box", "fifo", Decimal("20")),
+    "CUP-002": ItemDetails("Porcelain cup", "ea", "moving_average", Decimal("50")),
+    "POT-003": ItemDetails("Clay teapot", "ea", "fifo", Decimal("5")),
+}
+LOCATIONS = {"SH-WH1": "Shanghai main warehouse", "BJ-WH2": "Beijing warehouse"}
+
+
+def _at(day: int, hour: int) -> datetime:
+    return datetime(2026, 3, day, hour, 0, tzinfo=UTC)
+
+
+def _meta(key: str) -> CommandMeta:
+    return CommandMeta(ACTOR, f"demo-{key}", f"demo-{key}")
+
+
+def load(ledger: Ledger) -> int:
+    """Load the demo data set (idempotent); returns the number of commands that appended."""
+    appended = 0
+    for sku, details in ITEMS.items():
+        appended += ledger.register_item(sku, details, CommandMeta(ACTOR)).changed
+    for code, name in LOCATIONS.items():
+        appended += ledger.register_location(code, name, CommandMeta(ACTOR)).changed
+    for key, run in _documents(ledger):
+        appended += not run(_meta(key)).replayed
+    return appended
+
+
+def _documents(ledger: Ledger):  # type: ignore[no-untyped-def]
+    d = Decimal
+    yield "receipt-1", lambda meta: ledger.receive(Receipt(
+        location="SH-WH1", reference="PO-2026-0301", effective_at=_at(1, 9), lines=(
+            ReceiptLine("TEA-001", d("100"), d("12.50")),
+            ReceiptLine("CUP-002", d("200"), d("3.20")),
+            ReceiptLine("POT-003", d("20"), d("48.00")))), meta)
+    yield "receipt-2", lambda meta: ledger.receive(Receipt(
+        location="SH-WH1", reference="PO-2026-0302", effective_at=_at(2, 10), lines=(
+            ReceiptLine("TEA-001", d("50"), d("13.10")),
+            ReceiptLine("CUP-002", d("100"), d("3.50")))), meta)
+    yield "dispatch-1", lambda meta: ledger.dispatch(Dispatch(
+        location="SH-WH1", reference="SO-2026-0303", effective_at=_at(3, 14), lines=(
+            DispatchLine("TEA-001", d("120")), DispatchLine("CUP-002", d("150")))), meta)
+    yield "transfer-1", lambda meta: ledger.transfer(Transfer(
+        from_location="SH-WH1", to_location="BJ-WH2", reference="TR-2026-0304",
+        effective_at=_at(4, 8), lines=(
+            DispatchLine("TEA-001", d("20")), DispatchLine("POT-003", d("8")))), meta)
+    yield "count-1", lambda meta: ledger.count(Count(
+        location="SH-WH1", reason="monthly count", effective_at=_at(5, 17), lines=(
+            CountLine("CUP-002", d("148")), CountLine("POT-003", d("12")))), meta)
