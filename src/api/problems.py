@@ -25,6 +25,38 @@ STATUS_BY_ERROR: dict[type[errors.LedgerError], int] = {
 }
 
 
+DESCRIPTIONS = {
+    401: "No API key, or an unknown one",
+    403: "The key's role may not do this",
+    404: "No such resource",
+    409: "Refused: insufficient_stock, idempotency_conflict, immutable_field",
+    413: "The request body is too large",
+    415: "The request body is not JSON",
+    422: "Invalid input: validation_error, unknown_item, unknown_location",
+    503: "Not ready",
+}
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+    },
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem+json answers a route may give."""
+    return {
+        status: {"description": DESCRIPTIONS[status],
+                 "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+        for status in statuses
+    }
+
+
 class ApiProblem(Exception):
     """An error the API itself raises (auth, not found, body too large)."""
 
@@ -52,7 +84,7 @@ def problem(status: int, code: str, detail: str, **facts: Any) -> JSONResponse:
 def status_of(error: errors.LedgerError) -> int:
     for kind in type(error).__mro__:
         if kind in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[kind]  # type: ignore[index]
+            return STATUS_BY_ERROR[kind]
     return 400
 
 

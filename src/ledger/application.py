@@ -155,7 +155,7 @@ class Ledger(Application[UUID]):
         # `limit` per page. The read-model issue replaces this with indexed tables.
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, topics=[topic], inclusive_of_start=False)
-        found = [self._load(n.originator_id, kind) for n in notifications]
+        found = [self._load(UUID(str(n.originator_id)), kind) for n in notifications]
         cursor = notifications[-1].id if len(notifications) == limit else None
         return found, cursor
 
@@ -230,7 +230,7 @@ class Ledger(Application[UUID]):
     # Infrastructure.
 
     def _load(self, aggregate_id: UUID, kind: type[AggregateT]) -> AggregateT:
-        aggregate = self.repository.get(aggregate_id)
+        aggregate: Any = self.repository.get(aggregate_id)
         assert isinstance(aggregate, kind), f"{aggregate_id} is not a {kind.__name__}"
         return aggregate
 

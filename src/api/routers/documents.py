@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import CommandMetaDep, LedgerDep
+from api.problems import responses
 from api.requests import LedgerRoute
 from api.schemas import AdjustmentIn, CommandOut, DispatchIn, ReceiptIn, TransferIn
 from ledger import commands
 from ledger.application import CommandResult
 
 router = APIRouter(route_class=LedgerRoute, tags=["stock documents"])
-PROBLEMS = {401: {}, 403: {}, 409: {}, 413: {}, 422: {}}
+PROBLEMS = responses(401, 403, 409, 413, 415, 422)
 
 
 def _out(result: CommandResult, response: Response) -> CommandOut:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import LedgerDep, Operator, Reader
-from api.problems import ApiProblem
+from api.problems import ApiProblem, responses
 from api.requests import LedgerRoute
 from api.schemas import (
     PAGE_LIMIT_MAX,
@@ -21,12 +21,13 @@ from api.schemas import (
 from ledger.domain.context import CommandMeta
 from ledger.domain.item import Item, ItemDetails
 from ledger.domain.location import Location
+from ledger.errors import UnknownItem
 
 router = APIRouter(route_class=LedgerRoute)
 CodePath = Annotated[str, Path(min_length=1, max_length=64)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)]
 Cursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")]
-PROBLEMS = {401: {}, 403: {}, 409: {}, 422: {}}
+PROBLEMS = responses(401, 403, 404, 409, 415, 422)
 
 
 def _item_out(item: Item, position: int | None = None) -> ItemOut:
@@ -56,7 +57,10 @@ def put_item(sku: CodePath, body: ItemIn, ledger: LedgerDep, principal: Operator
 @router.get("/items/{sku}", response_model=ItemOut, responses=PROBLEMS, tags=["items"])
 def get_item(sku: CodePath, ledger: LedgerDep, _: Reader) -> ItemOut:
     """One item's current details."""
-    return _item_out(ledger.item(sku))
+    try:
+        return _item_out(ledger.item(sku))
+    except UnknownItem as error:
+        raise ApiProblem(404, error.code, error.detail, **error.facts()) from None
 
 
 @router.get("/items", response_model=ItemPage, responses=PROBLEMS, tags=["items"])
