@@ -13,7 +13,7 @@ from api.problems import ApiProblem
 from ledger.application import Ledger
 from ledger.domain.context import CommandMeta
 
-IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 def get_ledger(request: Request) -> Ledger:
@@ -49,7 +49,7 @@ def get_command_meta(
     idempotency_key: Annotated[str | None, Header()] = None,
     x_correlation_id: Annotated[str | None, Header()] = None,
 ) -> CommandMeta:
-    if idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.match(idempotency_key):
+    if idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(idempotency_key):
         raise ApiProblem(422, "validation_error",
                          "Idempotency-Key must be 1–200 visible ASCII characters.",
                          field="Idempotency-Key")

@@ -8,7 +8,7 @@ from uuid import UUID, uuid5
 from ledger.errors import InvalidInput
 
 NAMESPACE = UUID("6f1d2c1e-3f0a-5b7e-9c4d-2a8b1e0f7c35")
-CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def item_id(sku: str) -> UUID:
@@ -29,7 +29,7 @@ def command_record_id(actor: str, idempotency_key: str) -> UUID:
 
 def check_code(value: str, field: str) -> str:
     """A SKU or location code: 1–64 letters, digits, '.', '_' or '-', not starting with a sign."""
-    if not CODE_PATTERN.match(value):
+    if not CODE_PATTERN.fullmatch(value):
         raise InvalidInput(
             f"{field} must be 1–64 characters of letters, digits, '.', '_' or '-', "
             f"starting with a letter or digit; got {value!r}.",
