@@ -194,7 +194,7 @@ class Ledger(Application[UUID]):
         document_id = uuid4()
         for _ in range(self.attempts_max):
             context = _context(command, meta, document_id)
-            workspace = Workspace(self.repository.get)
+            workspace = Workspace(self.repository.get, context.recorded_at)
             lines = decide(command, workspace, context)
             result = {"document_id": document_id, "lines": lines}
             changed = workspace.changed()

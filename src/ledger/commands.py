@@ -9,7 +9,7 @@ idempotency fingerprints compare.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
@@ -142,8 +142,15 @@ def checked_item_details(details: ItemDetails) -> ItemDetails:
     return ItemDetails(name, uom, details.valuation_method, reorder_point)
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """The same instant in UTC, so one moment written in two zones is one command."""
+    return None if moment is None else moment.astimezone(UTC)
+
+
 def check_header(document: Document[LineT]) -> None:
     checked_lines(len(document.lines))
+    if document.effective_at is not None and document.effective_at.utcoffset() is None:
+        raise InvalidInput("effective_at must carry a time zone offset.", "effective_at")
     checked_text(document.reference, "reference")
     checked_text(document.note, "note")
     checked_text(document.reason, "reason")
@@ -160,7 +167,7 @@ def checked_receipt(receipt: Receipt) -> Receipt:
         )
         for n, line in enumerate(receipt.lines)
     )
-    return replace(receipt, lines=lines)
+    return replace(receipt, lines=lines, effective_at=_utc(receipt.effective_at))
 
 
 def _checked_dispatch_lines(lines: tuple[DispatchLine, ...]) -> tuple[DispatchLine, ...]:
@@ -176,7 +183,8 @@ def _checked_dispatch_lines(lines: tuple[DispatchLine, ...]) -> tuple[DispatchLi
 def checked_dispatch(dispatch: Dispatch) -> Dispatch:
     check_header(dispatch)
     check_code(dispatch.location, "location")
-    return replace(dispatch, lines=_checked_dispatch_lines(dispatch.lines))
+    return replace(dispatch, lines=_checked_dispatch_lines(dispatch.lines),
+                   effective_at=_utc(dispatch.effective_at))
 
 
 def checked_transfer(transfer: Transfer) -> Transfer:
@@ -186,7 +194,8 @@ def checked_transfer(transfer: Transfer) -> Transfer:
     if transfer.from_location == transfer.to_location:
         raise InvalidInput("A transfer moves stock between two different locations.",
                            "to_location")
-    return replace(transfer, lines=_checked_dispatch_lines(transfer.lines))
+    return replace(transfer, lines=_checked_dispatch_lines(transfer.lines),
+                   effective_at=_utc(transfer.effective_at))
 
 
 def checked_count(count: Count) -> Count:
@@ -206,4 +215,4 @@ def checked_count(count: Count) -> Count:
     skus = [line.sku for line in lines]
     if len(set(skus)) != len(skus):
         raise InvalidInput("A count lists each SKU once.", "lines")
-    return replace(count, lines=lines)
+    return replace(count, lines=lines, effective_at=_utc(count.effective_at))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
-from ledger.numbers import ZERO, average, extend
+from ledger.numbers import ZERO, ZERO_MONEY, ZERO_QUANTITY, ZERO_UNIT_COST, average, extend
 
 ValuationMethod = Literal["fifo", "moving_average"]
 VALUATION_METHODS: tuple[ValuationMethod, ...] = ("fifo", "moving_average")
@@ -34,9 +34,9 @@ class CostState:
     """What a bin holds and what it is worth."""
 
     method: ValuationMethod
-    quantity: Decimal = ZERO
-    value: Decimal = ZERO
-    last_unit_cost: Decimal = ZERO
+    quantity: Decimal = ZERO_QUANTITY
+    value: Decimal = ZERO_MONEY
+    last_unit_cost: Decimal = ZERO_UNIT_COST
     layers: tuple[Layer, ...] = ()
 
     @property
@@ -126,11 +126,11 @@ def _remove_front(layers: tuple[Layer, ...], removed: tuple[Layer, ...]) -> tupl
 
 
 def total_quantity(layers: tuple[Layer, ...]) -> Decimal:
-    return sum((layer.quantity for layer in layers), ZERO)
+    return sum((layer.quantity for layer in layers), ZERO_QUANTITY)
 
 
 def total_value(layers: tuple[Layer, ...]) -> Decimal:
-    return sum((layer.value for layer in layers), ZERO)
+    return sum((layer.value for layer in layers), ZERO_MONEY)
 
 
 def unit_cost_of(layers: tuple[Layer, ...], fallback: Decimal) -> Decimal:

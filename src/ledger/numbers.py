@@ -12,21 +12,30 @@ QUANTITY_PLACES = Decimal("0.001")
 MONEY_PLACES = Decimal("0.01")
 UNIT_COST_PLACES = Decimal("0.000001")
 ZERO = Decimal("0")
+ZERO_QUANTITY = Decimal("0.000")
+ZERO_MONEY = Decimal("0.00")
+ZERO_UNIT_COST = Decimal("0.000000")
+
+
+def _rounded(value: Decimal, exponent: Decimal) -> Decimal:
+    rounded = value.quantize(exponent, rounding=ROUND_HALF_UP)
+    # A negative zero ("-0.00") is still zero: write it without the sign.
+    return rounded.copy_abs() if rounded.is_zero() else rounded
 
 
 def quantity(value: Decimal) -> Decimal:
     """Round a quantity to 3 places."""
-    return value.quantize(QUANTITY_PLACES, rounding=ROUND_HALF_UP)
+    return _rounded(value, QUANTITY_PLACES)
 
 
 def money(value: Decimal) -> Decimal:
     """Round an amount of money to 2 places."""
-    return value.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
+    return _rounded(value, MONEY_PLACES)
 
 
 def unit_cost(value: Decimal) -> Decimal:
     """Round a unit cost to 6 places."""
-    return value.quantize(UNIT_COST_PLACES, rounding=ROUND_HALF_UP)
+    return _rounded(value, UNIT_COST_PLACES)
 
 
 def extend(quantity_moved: Decimal, cost_per_unit: Decimal) -> Decimal:

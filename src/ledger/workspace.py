@@ -8,6 +8,7 @@ the order it was first touched: that list is the one `save()`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -25,8 +26,9 @@ Loader = Callable[[UUID], Aggregate]
 class Workspace:
     """Loaded aggregates, keyed by id, for one attempt at one command."""
 
-    def __init__(self, load: Loader) -> None:
+    def __init__(self, load: Loader, now: datetime) -> None:
         self._load = load
+        self._now = now
         self._loaded: dict[UUID, Aggregate | None] = {}
 
     def _get(self, aggregate_id: UUID) -> Aggregate | None:
@@ -63,7 +65,7 @@ class Workspace:
         """The bin, opened (unsaved) when nothing was ever moved into it."""
         stock_bin = self.existing_bin(sku, location)
         if stock_bin is None:
-            stock_bin = StockBin.open(sku, location, self.item(sku).valuation_method)
+            stock_bin = StockBin.open(sku, location, self.item(sku).valuation_method, self._now)
             self._loaded[stock_bin.id] = stock_bin
         return stock_bin
 

@@ -30,7 +30,7 @@ from ledger.costing import (
 from ledger.domain.context import MovementContext
 from ledger.domain.identity import bin_id
 from ledger.errors import InsufficientStock
-from ledger.numbers import ZERO
+from ledger.numbers import ZERO, money, quantity
 
 
 class StockBin(Aggregate):
@@ -113,11 +113,13 @@ class StockBin(Aggregate):
         self.quantity_reserved = ZERO
 
     @classmethod
-    def open(cls, sku: str, location: str, valuation_method: ValuationMethod) -> StockBin:
+    def open(cls, sku: str, location: str, valuation_method: ValuationMethod,
+             opened_at: datetime) -> StockBin:
         """A new, empty bin (its first movement is saved with it)."""
         return cls._create(
             cls.Opened,
             id=bin_id(sku, location),
+            timestamp=opened_at,
             sku=sku,
             location=location,
             valuation_method=valuation_method,
@@ -173,13 +175,16 @@ class StockBin(Aggregate):
     def count(self, quantity_counted: Decimal, unit_cost: Decimal | None,
               context: MovementContext, line_number: int) -> None:
         """Set on-hand to a counted quantity (盘点); with `unit_cost`, also revalue the bin."""
+        revalued = unit_cost is not None
         removed, added = self._count_layers(quantity_counted, unit_cost)
+        if unit_cost is None:
+            # The cost of what the count found or lost, as a receipt or dispatch would record it.
+            unit_cost = unit_cost_of(added or removed, self.unit_cost)
         self._move(self.Counted, removed, added, context, line_number,
                    quantity_counted=quantity_counted,
-                   quantity_difference=quantity_counted - self.quantity_on_hand,
-                   value_difference=total_value(added) - total_value(removed),
-                   unit_cost=unit_cost if unit_cost is not None else self.unit_cost,
-                   revalued=unit_cost is not None)
+                   quantity_difference=quantity(quantity_counted - self.quantity_on_hand),
+                   value_difference=money(total_value(added) - total_value(removed)),
+                   unit_cost=unit_cost, revalued=revalued)
 
     def _count_layers(self, quantity_counted: Decimal,
                       unit_cost: Decimal | None) -> tuple[tuple[Layer, ...], tuple[Layer, ...]]:

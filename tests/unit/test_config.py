@@ -1,0 +1,62 @@
+"""Settings: a database URL becomes the event store's own settings, or a clear refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.config import DEFAULT_DATABASE_URL, ConfigurationError, Settings, store_environment
+
+
+def test_an_absolute_sqlite_url_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "ledger.db"
+
+    environment = store_environment("sqlite:///" + str(path))
+
+    assert environment["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert environment["SQLITE_DBNAME"] == str(path)
+    assert path.parent.is_dir()
+
+
+def test_a_relative_sqlite_url_names_a_file_relative_to_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert store_environment("sqlite:///var/ledger.db")["SQLITE_DBNAME"] == "var/ledger.db"
+
+
+def test_a_postgres_url_gives_every_connection_setting() -> None:
+    environment = store_environment(
+        "postgresql://ledger:p%40ss@db.example:6543/inventory?schema=books&pool_size=4")
+
+    assert environment == {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": "inventory",
+        "POSTGRES_HOST": "db.example",
+        "POSTGRES_PORT": "6543",
+        "POSTGRES_USER": "ledger",
+        "POSTGRES_PASSWORD": "p@ss",
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_SCHEMA": "books",
+    }
+    assert "POSTGRES_ENABLE_DB_FUNCTIONS" not in environment
+
+
+@pytest.mark.parametrize("url", ["mysql://host/db", "sqlite:///", "postgresql://host",
+                                 "postgresql:///db"])
+def test_an_unusable_database_url_is_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        store_environment(url)
+
+
+def test_settings_come_from_the_environment_with_defaults() -> None:
+    assert Settings.from_environ({}) == Settings(database_url=DEFAULT_DATABASE_URL)
+    settings = Settings.from_environ({
+        "LEDGER_DATABASE_URL": "postgresql://h/db", "LEDGER_API_KEYS": "k",
+        "LEDGER_REQUEST_BODY_BYTES_MAX": "2048"})
+    assert (settings.database_url, settings.api_keys, settings.request_body_bytes_max) == (
+        "postgresql://h/db", "k", 2048)
