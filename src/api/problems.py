@@ -16,6 +16,7 @@ PROBLEM_JSON = "application/problem+json"
 
 STATUS_BY_ERROR: dict[type[errors.LedgerError], int] = {
     errors.InsufficientStock: 409,
+    errors.BackdatedMovement: 409,
     errors.IdempotencyConflict: 409,
     errors.ImmutableField: 409,
     errors.ConcurrentModification: 409,

@@ -256,6 +256,7 @@ def _context(command: Receipt | Dispatch | Transfer | Count, meta: CommandMeta,
         reason=command.reason,
         idempotency_key=meta.idempotency_key,
         correlation_id=meta.correlation_id,
+        effective_at_given=command.effective_at is not None,
     )
 
 

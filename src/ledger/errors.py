@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 
@@ -130,3 +131,29 @@ class ConcurrentModification(LedgerError):
 
     def facts(self) -> dict[str, object]:
         return {"attempts": self.attempts}
+
+
+class BackdatedMovement(LedgerError):
+    """A movement effective before the bin's latest movement: the bin's past is closed."""
+
+    code = "backdated_movement"
+
+    def __init__(self, sku: str, location: str, effective_at: datetime,
+                 latest_effective_at: datetime) -> None:
+        super().__init__(
+            f"{sku!r} at {location!r} has a movement effective at "
+            f"{latest_effective_at.isoformat()}; a new movement cannot be effective earlier "
+            f"({effective_at.isoformat()}). Record it now, or correct with a count."
+        )
+        self.sku = sku
+        self.location = location
+        self.effective_at = effective_at
+        self.latest_effective_at = latest_effective_at
+
+    def facts(self) -> dict[str, object]:
+        return {
+            "sku": self.sku,
+            "location": self.location,
+            "effective_at": self.effective_at.isoformat(),
+            "latest_effective_at": self.latest_effective_at.isoformat(),
+        }

@@ -30,6 +30,7 @@ class MovementContext:
     reason: str | None = None
     idempotency_key: str | None = None
     correlation_id: str | None = None
+    effective_at_given: bool = False
 
     def event_fields(self, line_number: int) -> dict[str, Any]:
         """The metadata fields of a movement event for one document line."""
@@ -37,7 +38,6 @@ class MovementContext:
             "document_id": self.document_id,
             "line_number": line_number,
             "actor": self.actor,
-            "effective_at": self.effective_at,
             "reference": self.reference,
             "note": self.note,
             "reason": self.reason,

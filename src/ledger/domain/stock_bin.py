@@ -29,7 +29,7 @@ from ledger.costing import (
 )
 from ledger.domain.context import MovementContext
 from ledger.domain.identity import bin_id
-from ledger.errors import InsufficientStock
+from ledger.errors import BackdatedMovement, InsufficientStock
 from ledger.numbers import ZERO, money, quantity
 
 
@@ -69,6 +69,7 @@ class StockBin(Aggregate):
 
         def apply(self, aggregate: StockBin) -> None:
             aggregate.cost = apply_movement(aggregate.cost, tuple(self.removed), tuple(self.added))
+            aggregate.latest_effective_at = self.effective_at
             # A count can find less than is reserved; a reservation cannot outlive the stock.
             aggregate.quantity_reserved = min(aggregate.quantity_reserved, aggregate.cost.quantity)
 
@@ -111,6 +112,7 @@ class StockBin(Aggregate):
         self.location = location
         self.cost = CostState(method=_method(valuation_method))
         self.quantity_reserved = ZERO
+        self.latest_effective_at: datetime | None = None
 
     @classmethod
     def open(cls, sku: str, location: str, valuation_method: ValuationMethod,
@@ -219,7 +221,22 @@ class StockBin(Aggregate):
             value_after=after.value,
             **context.event_fields(line_number),
             **fields,
+            effective_at=self._effective_at(context),
         )
+
+    def _effective_at(self, context: MovementContext) -> datetime:
+        """When the movement counts: never before the bin's latest movement.
+
+        Cost was decided in record order; letting a movement count earlier than one already
+        recorded would make the stock card's running balances disagree with effective time.
+        A time the client gave is refused; the default (now) is moved up past any clock skew.
+        """
+        latest = self.latest_effective_at
+        if latest is None or context.effective_at >= latest:
+            return context.effective_at
+        if context.effective_at_given:
+            raise BackdatedMovement(self.sku, self.location, context.effective_at, latest)
+        return latest
 
 
 def _method(valuation_method: str) -> ValuationMethod:
