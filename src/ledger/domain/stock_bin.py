@@ -57,6 +57,7 @@ class StockBin(Aggregate):
         added: tuple[Layer, ...]
         quantity_on_hand_after: Decimal
         value_after: Decimal
+        unit_cost_after: Decimal
         document_id: UUID
         line_number: int
         actor: str
@@ -219,6 +220,7 @@ class StockBin(Aggregate):
             added=added,
             quantity_on_hand_after=after.quantity,
             value_after=after.value,
+            unit_cost_after=after.unit_cost,
             **context.event_fields(line_number),
             **fields,
             effective_at=self._effective_at(context),
