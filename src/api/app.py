@@ -9,9 +9,24 @@ from fastapi import FastAPI
 
 from api import problems
 from api.auth import KeyRing
-from api.routers import documents, health, reference
+from api.routers import alerts, documents, health, projections, reference, stock
 from ledger.application import Ledger
-from ledger.config import Settings, store_environment
+from ledger.config import ConfigurationError, Settings, read_models_url, store_environment
+from projections.service import EmbeddedRunner, ReadModels
+
+
+def _start_embedded(settings: Settings, ledger: Ledger,
+                    read_models: ReadModels) -> EmbeddedRunner | None:
+    """Run the projections in this process unless LEDGER_PROJECTIONS=external."""
+    if settings.projections == "external":
+        return None
+    if settings.projections != "embedded":
+        raise ConfigurationError("LEDGER_PROJECTIONS is 'embedded' (default) or 'external'.")
+    embedded = EmbeddedRunner(read_models.runner(ledger.recorder, ledger.mapper),
+                              ledger.recorder)
+    ledger.on_recorded.append(embedded.wakeup.wake)
+    embedded.start()
+    return embedded
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,10 +38,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = Ledger(store_environment(settings.database_url),
                         attempts_max=settings.command_attempts_max)
+        read_models = ReadModels.open(read_models_url(settings))
+        embedded = _start_embedded(settings, ledger, read_models)
         app.state.ledger = ledger
+        app.state.read_models = read_models
         try:
             yield
         finally:
+            if embedded is not None:
+                embedded.stop()
+            read_models.close()
             ledger.close()
 
     app = FastAPI(
@@ -42,4 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(reference.router)
     app.include_router(documents.router)
+    app.include_router(stock.router)
+    app.include_router(alerts.router)
+    app.include_router(projections.router)
     return app

@@ -12,6 +12,7 @@ from api.auth import OPERATE, READ, KeyRing, Principal, Role
 from api.problems import ApiProblem
 from ledger.application import Ledger
 from ledger.domain.context import CommandMeta
+from projections.service import ReadModels
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
 
@@ -19,6 +20,11 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
 def get_ledger(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
     return ledger
+
+
+def get_read_models(request: Request) -> ReadModels:
+    read_models: ReadModels = request.app.state.read_models
+    return read_models
 
 
 def get_principal(request: Request,
@@ -58,6 +64,7 @@ def get_command_meta(
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+ReadModelsDep = Annotated[ReadModels, Depends(get_read_models)]
 Reader = Annotated[Principal, Depends(_requiring(READ, "read"))]
 Operator = Annotated[Principal, Depends(_requiring(OPERATE, "change reference data"))]
 CommandMetaDep = Annotated[CommandMeta, Depends(get_command_meta)]

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ledger import errors
 from ledger.config import ConfigurationError
+from projections.service import ProjectionLag
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -34,7 +35,7 @@ DESCRIPTIONS = {
     413: "The request body is too large",
     415: "The request body is not JSON",
     422: "Invalid input: validation_error, unknown_item, unknown_location",
-    503: "Not ready",
+    503: "projection_lag: the read models did not reach min_position in time",
 }
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -67,6 +68,11 @@ class ApiProblem(Exception):
         self.code = code
         self.detail = detail
         self.facts = facts
+
+
+def not_found(error: errors.LedgerError) -> ApiProblem:
+    """A ledger refusal about a missing resource, as the 404 of a GET."""
+    return ApiProblem(404, error.code, error.detail, **error.facts())
 
 
 def problem(status: int, code: str, detail: str, **facts: Any) -> JSONResponse:
@@ -117,6 +123,11 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return problem(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(ProjectionLag)
+    async def projection_lag(_: Request, error: ProjectionLag) -> JSONResponse:
+        return problem(503, error.code, str(error), min_position=error.position,
+                       waited_seconds=error.timeout)
 
     @app.exception_handler(ConfigurationError)
     async def configuration_error(_: Request, error: ConfigurationError) -> JSONResponse:

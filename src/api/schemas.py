@@ -128,3 +128,83 @@ class CommandOut(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     position: int
+
+
+class StockOut(BaseModel):
+    sku: str
+    location: str
+    quantity_on_hand: Decimal
+    quantity_reserved: Decimal | None
+    quantity_available: Decimal | None
+    quantity_in_transit: Decimal | None
+    unit_cost: Decimal
+    value: Decimal
+    as_of_position: int | None = None
+
+
+class StockPage(BaseModel):
+    items: list[StockOut]
+    position: int
+    next_cursor: str | None
+
+
+class MovementOut(BaseModel):
+    position: int
+    sku: str
+    location: str
+    kind: str
+    document_id: str
+    line_number: int
+    reference: str | None
+    note: str | None
+    reason: str | None
+    actor: str
+    counterpart_location: str | None
+    effective_at: str
+    recorded_at: str
+    quantity_in: Decimal
+    quantity_out: Decimal
+    unit_cost: Decimal
+    value_in: Decimal
+    value_out: Decimal
+    quantity_on_hand_after: Decimal
+    value_after: Decimal
+    unit_cost_after: Decimal
+
+
+class MovementPage(BaseModel):
+    items: list[MovementOut]
+    position: int
+    next_cursor: str | None
+
+
+class LowStockOut(BaseModel):
+    sku: str
+    location: str
+    name: str
+    uom: str
+    reorder_point: Decimal
+    quantity_on_hand: Decimal
+    quantity_reserved: Decimal
+    quantity_available: Decimal
+    shortfall: Decimal
+
+
+class LowStockPage(BaseModel):
+    items: list[LowStockOut]
+    position: int
+    next_cursor: str | None
+
+
+class ProjectionOut(BaseModel):
+    name: str
+    generation: int
+    position: int
+    head: int
+    lag: int
+    digest: str
+
+
+class ProjectionList(BaseModel):
+    items: list[ProjectionOut]
+    head: int

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from ledger import documents
 from ledger.commands import (
@@ -83,6 +83,7 @@ class Ledger(Application[UUID]):
                  attempts_max: int = COMMAND_ATTEMPTS_MAX) -> None:
         super().__init__(env)
         self.attempts_max = attempts_max
+        self.on_recorded: list[Callable[[], None]] = []
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -233,6 +234,11 @@ class Ledger(Application[UUID]):
         aggregate: Any = self.repository.get(aggregate_id)
         assert isinstance(aggregate, kind), f"{aggregate_id} is not a {kind.__name__}"
         return aggregate
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        # The library's hook after every save: wake in-process read-model runners.
+        for listener in self.on_recorded:
+            listener()
 
     def _save_position(self, *aggregates: Any) -> int:
         recordings = self.save(*aggregates)

@@ -25,8 +25,11 @@ class Settings:
     """Everything the service needs to start."""
 
     database_url: str = DEFAULT_DATABASE_URL
+    read_database_url: str | None = None
+    projections: str = "embedded"
     api_keys: str = ""
     request_body_bytes_max: int = 1024 * 1024
+    read_wait_seconds: float = 5.0
     command_attempts_max: int = 32
 
     @classmethod
@@ -34,9 +37,28 @@ class Settings:
         env = os.environ if environ is None else environ
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            read_database_url=env.get("LEDGER_READ_DATABASE_URL") or None,
+            projections=env.get("LEDGER_PROJECTIONS") or "embedded",
             api_keys=env.get("LEDGER_API_KEYS", ""),
             request_body_bytes_max=int(env.get("LEDGER_REQUEST_BODY_BYTES_MAX", 1024 * 1024)),
+            read_wait_seconds=float(env.get("LEDGER_READ_WAIT_SECONDS", 5.0)),
         )
+
+
+def read_models_url(settings: Settings) -> str:
+    """Where the read models live: LEDGER_READ_DATABASE_URL, else beside the events.
+
+    On SQLite they get a file of their own next to the event store (`ledger.db` →
+    `ledger.read.db`), so that projection writes never wait for the event store's
+    single writer; on PostgreSQL they share the event store's database and schema.
+    """
+    if settings.read_database_url:
+        return settings.read_database_url
+    url = settings.database_url
+    if url.startswith("sqlite:"):
+        stem = url[:-3] if url.endswith(".db") else url
+        return f"{stem}.read.db"
+    return url
 
 
 def store_environment(database_url: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import LedgerDep, Operator, Reader
-from api.problems import ApiProblem, responses
+from api.problems import ApiProblem, not_found, responses
 from api.requests import LedgerRoute
 from api.schemas import (
     PAGE_LIMIT_MAX,
@@ -60,7 +60,7 @@ def get_item(sku: CodePath, ledger: LedgerDep, _: Reader) -> ItemOut:
     try:
         return _item_out(ledger.item(sku))
     except UnknownItem as error:
-        raise ApiProblem(404, error.code, error.detail, **error.facts()) from None
+        raise not_found(error) from None
 
 
 @router.get("/items", response_model=ItemPage, responses=PROBLEMS, tags=["items"])

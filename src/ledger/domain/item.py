@@ -41,6 +41,7 @@ class Item(Aggregate):
 
     class Updated(Event):
         TOPIC = "ledger:Item.Updated"
+        sku: str
         name: str
         uom: str
         reorder_point: Decimal | None
@@ -88,5 +89,5 @@ class Item(Aggregate):
             )
         if details == self.details:
             return
-        self.trigger_event(self.Updated, name=details.name, uom=details.uom,
+        self.trigger_event(self.Updated, sku=self.sku, name=details.name, uom=details.uom,
                            reorder_point=details.reorder_point, actor=actor)

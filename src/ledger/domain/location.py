@@ -23,6 +23,7 @@ class Location(Aggregate):
 
     class Renamed(Event):
         TOPIC = "ledger:Location.Renamed"
+        code: str
         name: str
         actor: str
 
@@ -40,4 +41,4 @@ class Location(Aggregate):
 
     def rename(self, name: str, actor: str) -> None:
         if name != self.name:
-            self.trigger_event(self.Renamed, name=name, actor=actor)
+            self.trigger_event(self.Renamed, code=self.code, name=name, actor=actor)

@@ -1,0 +1,22 @@
+"""The read side's own status: each projection's position, lag and digest."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import LedgerDep, Reader, ReadModelsDep
+from api.problems import responses
+from api.schemas import ProjectionList, ProjectionOut
+
+router = APIRouter(tags=["projections"])
+
+
+@router.get("/projections", response_model=ProjectionList, responses=responses(401, 403))
+def get_projections(read_models: ReadModelsDep, ledger: LedgerDep, _: Reader) -> ProjectionList:
+    """Name, generation, position, the store's head, the lag and a digest of each projection."""
+    head = ledger.head_position()
+    return ProjectionList(head=head, items=[
+        ProjectionOut(name=s.name, generation=s.generation, position=s.position, head=head,
+                      lag=max(0, head - s.position), digest=s.digest)
+        for s in read_models.status()
+    ])

@@ -1,0 +1,130 @@
+"""What a projection is: a name, the event topics it reads, its tables, and a page writer.
+
+Tables are versioned by *generation* (`stock_levels_g1`, `stock_levels_g2`, …): a
+rebuild fills the next generation while the live one keeps serving, then switches
+the generation and position in one transaction. Folds are pure functions on row
+dictionaries (columns as stored); writers load the rows a page touches, fold, and
+write them back, so a page of events is one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, MetaData, Table, and_, bindparam, insert, select, tuple_, update
+
+Row = dict[str, Any]
+KEY_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded event and its position in the log."""
+
+    position: int
+    topic: str
+    event: Any
+
+
+class Projection(ABC):
+    """A read model: a fold over events of some topics, into tables of its own."""
+
+    name: ClassVar[str]
+    topics: ClassVar[frozenset[str]]
+
+    def __init__(self) -> None:
+        self._tables: dict[int, dict[str, Table]] = {}
+
+    @abstractmethod
+    def define_tables(self, metadata: MetaData, suffix: str) -> dict[str, Table]:
+        """This projection's tables, each name ending in `suffix`."""
+
+    def tables(self, generation: int) -> dict[str, Table]:
+        """The tables of one generation (built once, then cached)."""
+        if generation not in self._tables:
+            self._tables[generation] = self.define_tables(MetaData(), f"_g{generation}")
+        return self._tables[generation]
+
+    @abstractmethod
+    def apply_page(self, connection: Connection, tables: dict[str, Table],
+                   envelopes: Sequence[Envelope]) -> None:
+        """Fold a page of events (only this projection's topics) into its tables."""
+
+    def digest(self, connection: Connection, generation: int) -> str:
+        """SHA-256 over every row of every table, in primary-key order, canonically encoded."""
+        hasher = hashlib.sha256()
+        for base_name, table in sorted(self.tables(generation).items()):
+            hasher.update(f"table {base_name}\n".encode())
+            order = [column for column in table.primary_key.columns]
+            for row in connection.execute(select(table).order_by(*order)):
+                hasher.update(json.dumps(list(row), separators=(",", ":")).encode())
+                hasher.update(b"\n")
+        return hasher.hexdigest()
+
+
+class KeyedProjection(Projection):
+    """A projection with one table whose rows are keyed and evolve by a pure fold."""
+
+    table_name: ClassVar[str]
+
+    @abstractmethod
+    def key(self, envelope: Envelope) -> tuple[Hashable, ...]:
+        """The primary key of the row an event changes."""
+
+    @abstractmethod
+    def fold(self, row: Row | None, envelope: Envelope) -> Row:
+        """The row after the event (pure: returns a new dictionary)."""
+
+    def apply_page(self, connection: Connection, tables: dict[str, Table],
+                   envelopes: Sequence[Envelope]) -> None:
+        table = tables[self.table_name]
+        keys = list(dict.fromkeys(self.key(envelope) for envelope in envelopes))
+        existing = load_rows(connection, table, keys)
+        rows = dict(existing)
+        for envelope in envelopes:
+            key = self.key(envelope)
+            rows[key] = self.fold(rows.get(key), envelope)
+        write_rows(connection, table, existing.keys(), rows)
+
+
+def _key_columns(table: Table) -> list[Any]:
+    return list(table.primary_key.columns)
+
+
+def load_rows(connection: Connection, table: Table,
+              keys: Sequence[tuple[Hashable, ...]]) -> dict[tuple[Hashable, ...], Row]:
+    """The stored rows for some primary keys, by key."""
+    columns = _key_columns(table)
+    found: dict[tuple[Hashable, ...], Row] = {}
+    for start in range(0, len(keys), KEY_CHUNK):
+        chunk = keys[start:start + KEY_CHUNK]
+        condition = tuple_(*columns).in_(chunk) if len(columns) > 1 else columns[0].in_(
+            [key[0] for key in chunk])
+        for row in connection.execute(select(table).where(condition)).mappings():
+            found[tuple(row[column.name] for column in columns)] = dict(row)
+    return found
+
+
+def write_rows(connection: Connection, table: Table, existing: Iterable[tuple[Hashable, ...]],
+               rows: dict[tuple[Hashable, ...], Row]) -> None:
+    """Update the rows that existed and insert the new ones."""
+    stored = set(existing)
+    updates = [row for key, row in rows.items() if key in stored]
+    inserts = [row for key, row in rows.items() if key not in stored]
+    if inserts:
+        connection.execute(insert(table), inserts)
+    if updates:
+        columns = _key_columns(table)
+        # Bind parameters for the key are prefixed: SQLAlchemy reserves the column names
+        # for the SET clause.
+        statement = update(table).where(and_(*(
+            column == bindparam(f"key_{column.name}") for column in columns)))
+        connection.execute(statement, [
+            {**row, **{f"key_{column.name}": row[column.name] for column in columns}}
+            for row in updates
+        ])

@@ -1,0 +1,82 @@
+"""SQLAlchemy engines for the read models, on SQLite or PostgreSQL.
+
+SQLite allows one writer at a time; a projection transaction that read first and
+wrote later could find the file changed under it, so writers begin with
+`BEGIN IMMEDIATE` and take the lock up front. Readers use a separate engine whose
+transactions never ask for the write lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from sqlalchemy import Engine, create_engine, event
+
+from ledger.config import ConfigurationError
+
+
+@dataclass(frozen=True)
+class ReadDatabase:
+    """The engines of the read-model database and which dialect it speaks."""
+
+    writer: Engine
+    reader: Engine
+    dialect: str
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+
+def connect(url: str) -> ReadDatabase:
+    """Engines for a `sqlite:///…` or `postgresql://…[?schema=NAME]` read-model URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return _sqlite(parts.path)
+    if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return _postgres(url)
+    raise ConfigurationError(f"Read models need a sqlite:/// or postgresql:// URL; got {url!r}.")
+
+
+def _sqlite(url_path: str) -> ReadDatabase:
+    path = url_path[1:] if url_path.startswith("/") else url_path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    writer = create_engine(f"sqlite+pysqlite:///{path}", pool_size=1, max_overflow=0,
+                           pool_timeout=30)
+    reader = create_engine(f"sqlite+pysqlite:///{path}", pool_size=8, max_overflow=8)
+    for engine, begin in ((writer, "BEGIN IMMEDIATE"), (reader, "BEGIN")):
+        _sqlite_pragmas(engine, begin)
+    return ReadDatabase(writer, reader, "sqlite")
+
+
+def _sqlite_pragmas(engine: Engine, begin: str) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's own transaction handling is implicit).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+
+def _postgres(url: str) -> ReadDatabase:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    schema = query.get("schema", [None])[0]
+    plain = urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, "", ""))
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    if schema:
+        connect_args["options"] = f"-c search_path={schema}"
+    engine = create_engine(plain, pool_size=8, max_overflow=8, pool_pre_ping=True,
+                           connect_args=connect_args)
+    return ReadDatabase(engine, engine, "postgresql")

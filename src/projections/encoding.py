@@ -1,0 +1,62 @@
+"""How read-model rows hold numbers and instants, exactly and in a sortable form.
+
+Quantities, money and unit costs are stored as integers scaled by 10^3, 10^2 and
+10^6. Integers are exact on SQLite and PostgreSQL alike, sum in SQL, and hash the
+same on both, which is what digests compare. Instants are fixed-width UTC text,
+so text order is time order.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+QUANTITY_SCALE = 3
+MONEY_SCALE = 2
+UNIT_COST_SCALE = 6
+
+
+def scaled(value: Decimal, scale: int) -> int:
+    """`value` × 10^scale as an exact integer (the value must have at most `scale` places)."""
+    shifted = value.scaleb(scale)
+    assert shifted == shifted.to_integral_value(), f"{value} has more than {scale} places"
+    return int(shifted)
+
+
+def unscaled(value: int, scale: int) -> Decimal:
+    """The decimal an integer scaled by 10^scale stands for, written with `scale` places."""
+    return Decimal(value).scaleb(-scale)
+
+
+def e3(value: Decimal) -> int:
+    return scaled(value, QUANTITY_SCALE)
+
+
+def e2(value: Decimal) -> int:
+    return scaled(value, MONEY_SCALE)
+
+
+def e6(value: Decimal) -> int:
+    return scaled(value, UNIT_COST_SCALE)
+
+
+def quantity_of(value: int) -> Decimal:
+    return unscaled(value, QUANTITY_SCALE)
+
+
+def money_of(value: int) -> Decimal:
+    return unscaled(value, MONEY_SCALE)
+
+
+def unit_cost_of(value: int) -> Decimal:
+    return unscaled(value, UNIT_COST_SCALE)
+
+
+def instant(moment: datetime) -> str:
+    """A timezone-aware moment as fixed-width UTC text: 2026-03-03T17:00:00.000000Z."""
+    assert moment.utcoffset() is not None, "instants are timezone-aware"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def moment_of(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

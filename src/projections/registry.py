@@ -1,0 +1,32 @@
+"""Every projection the ledger maintains, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ledger.config import ConfigurationError
+from projections.base import Projection
+from projections.items import ItemsProjection
+from projections.locations import LocationsProjection
+from projections.stock_card import StockCardProjection
+from projections.stock_levels import StockLevelsProjection
+
+NAMES = ("items", "locations", "stock_levels", "stock_card")
+
+
+def all_projections() -> list[Projection]:
+    """Fresh instances of every projection, in a fixed order."""
+    return [ItemsProjection(), LocationsProjection(), StockLevelsProjection(),
+            StockCardProjection()]
+
+
+def select(names: Sequence[str]) -> list[Projection]:
+    """The named projections (all when no names are given)."""
+    projections = all_projections()
+    if not names:
+        return projections
+    unknown = sorted(set(names) - set(NAMES))
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown projection(s) {', '.join(unknown)}; known: {', '.join(NAMES)}.")
+    return [projection for projection in projections if projection.name in names]

@@ -1,0 +1,81 @@
+"""Each projection's position and live generation, stored beside its rows.
+
+The position is written in the same transaction as the rows it covers, so an event
+is applied exactly once even across crashes: a transaction that dies takes both
+its rows and its position with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, Table, Text, select
+
+from projections.base import Projection
+
+METADATA = MetaData()
+PROJECTION_STATE = Table(
+    "projection_state",
+    METADATA,
+    Column("name", Text, primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("position", BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class State:
+    """Where a projection is: its live generation and the last position applied."""
+
+    generation: int
+    position: int
+
+
+def ensure(connection: Connection, projections: Sequence[Projection]) -> None:
+    """Create the state table, and generation 1 of any projection never seen before."""
+    METADATA.create_all(connection, checkfirst=True)
+    known = read(connection, [projection.name for projection in projections])
+    for projection in projections:
+        if projection.name in known:
+            continue
+        create_tables(connection, projection, 1)
+        connection.execute(PROJECTION_STATE.insert().values(
+            name=projection.name, generation=1, position=0))
+
+
+def create_tables(connection: Connection, projection: Projection, generation: int) -> None:
+    tables = list(projection.tables(generation).values())
+    tables[0].metadata.create_all(connection, tables=tables, checkfirst=True)
+
+
+def drop_tables(connection: Connection, projection: Projection, generation: int) -> None:
+    tables = list(projection.tables(generation).values())
+    tables[0].metadata.drop_all(connection, tables=tables, checkfirst=True)
+
+
+def read(connection: Connection, names: Sequence[str], *,
+         for_update: bool = False) -> dict[str, State]:
+    """The states of some projections (locked until commit on PostgreSQL when asked)."""
+    statement = select(PROJECTION_STATE).where(PROJECTION_STATE.c.name.in_(list(names)))
+    if for_update and connection.dialect.name == "postgresql":
+        statement = statement.order_by(PROJECTION_STATE.c.name).with_for_update()
+    return {
+        row.name: State(row.generation, row.position)
+        for row in connection.execute(statement)
+    }
+
+
+def read_all(connection: Connection) -> dict[str, State]:
+    if not connection.dialect.has_table(connection, PROJECTION_STATE.name):
+        return {}
+    return {row.name: State(row.generation, row.position)
+            for row in connection.execute(select(PROJECTION_STATE))}
+
+
+def write(connection: Connection, name: str, state: State) -> None:
+    connection.execute(
+        PROJECTION_STATE.update()
+        .where(PROJECTION_STATE.c.name == name)
+        .values(generation=state.generation, position=state.position)
+    )

@@ -1,0 +1,54 @@
+"""Read model of current stock per SKU and location: on hand, reserved, in transit, value."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import ClassVar
+
+from sqlalchemy import BigInteger, Column, MetaData, Table, Text
+
+from ledger.domain.stock_bin import StockBin
+from projections.base import Envelope, KeyedProjection, Row
+from projections.encoding import e2, e3, e6
+
+MOVEMENT_TOPICS = frozenset({
+    StockBin.Received.TOPIC, StockBin.Dispatched.TOPIC, StockBin.TransferredOut.TOPIC,
+    StockBin.TransferredIn.TOPIC, StockBin.Counted.TOPIC,
+})
+
+
+class StockLevelsProjection(KeyedProjection):
+    name = "stock_levels"
+    table_name = "stock_levels"
+    topics: ClassVar[frozenset[str]] = MOVEMENT_TOPICS
+
+    def define_tables(self, metadata: MetaData, suffix: str) -> dict[str, Table]:
+        return {"stock_levels": Table(
+            f"stock_levels{suffix}", metadata,
+            Column("sku", Text, primary_key=True),
+            Column("location", Text, primary_key=True),
+            Column("quantity_on_hand_e3", BigInteger, nullable=False),
+            Column("quantity_reserved_e3", BigInteger, nullable=False),
+            Column("quantity_in_transit_e3", BigInteger, nullable=False),
+            Column("value_e2", BigInteger, nullable=False),
+            Column("unit_cost_e6", BigInteger, nullable=False),
+            Column("updated_position", BigInteger, nullable=False),
+        )}
+
+    def key(self, envelope: Envelope) -> tuple[Hashable, ...]:
+        return (envelope.event.sku, envelope.event.location)
+
+    def fold(self, row: Row | None, envelope: Envelope) -> Row:
+        event = envelope.event
+        row = row or {"sku": event.sku, "location": event.location, "quantity_reserved_e3": 0,
+                      "quantity_in_transit_e3": 0}
+        on_hand = e3(event.quantity_on_hand_after)
+        return {
+            **row,
+            "quantity_on_hand_e3": on_hand,
+            # A reservation never outlives the stock it reserves (as in the bin).
+            "quantity_reserved_e3": min(row["quantity_reserved_e3"], on_hand),
+            "value_e2": e2(event.value_after),
+            "unit_cost_e6": e6(event.unit_cost_after),
+            "updated_position": envelope.position,
+        }
