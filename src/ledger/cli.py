@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ledger.config import ConfigurationError, Settings, store_environment
 
@@ -31,6 +32,43 @@ def _demo(_: argparse.Namespace) -> int:
     return 0
 
 
+def _read_side(arguments: argparse.Namespace) -> int:
+    import logging
+
+    from ledger.application import Ledger
+    from ledger.config import read_models_url
+    from projections import registry
+    from projections.rebuild import rebuild
+    from projections.service import ReadModels
+    from projections.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings.from_environ()
+    names = registry.select(getattr(arguments, "names", []) or [])
+    with Ledger(store_environment(settings.database_url)) as ledger:
+        read_models = ReadModels.open(read_models_url(settings))
+        try:
+            if arguments.command == "project":
+                run_worker(read_models, ledger.recorder, ledger.mapper, [p.name for p in names])
+            elif arguments.command == "rebuild":
+                states = rebuild(read_models.database, ledger.recorder, ledger.mapper, names)
+                for name, state in states.items():
+                    print(f"{name}: rebuilt as generation {state.generation} at position "
+                          f"{state.position}")
+            _print_status(read_models, ledger.head_position())
+        finally:
+            read_models.close()
+    return 0
+
+
+def _print_status(read_models: Any, head: int) -> None:
+    print(f"{'projection':<14} {'generation':>10} {'position':>10} {'head':>10} {'lag':>8}  digest")
+    for status in read_models.status():
+        lag = max(0, head - status.position)
+        print(f"{status.name:<14} {status.generation:>10} {status.position:>10} {head:>10} "
+              f"{lag:>8}  {status.digest}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ledger", description="The inventory ledger.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -41,6 +79,14 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     demo = commands.add_parser("demo", help="load the demo data set (idempotent)")
     demo.set_defaults(run=_demo)
+    project = commands.add_parser("project", help="run projections as a worker process")
+    project.add_argument("names", nargs="*", help="projections (default: all)")
+    project.set_defaults(run=_read_side)
+    rebuild = commands.add_parser("rebuild", help="rebuild read models from position zero")
+    rebuild.add_argument("names", nargs="*", help="projections (default: all)")
+    rebuild.set_defaults(run=_read_side)
+    status = commands.add_parser("status", help="each projection's position, lag and digest")
+    status.set_defaults(run=_read_side)
     return root
 
 
