@@ -45,7 +45,7 @@ from ledger.domain.identity import (
 from ledger.domain.item import Item, ItemDetails
 from ledger.domain.location import Location
 from ledger.domain.stock_bin import StockBin
-from ledger.errors import ConcurrentModification, IdempotencyConflict, UnknownItem
+from ledger.errors import ConcurrentModification, IdempotencyConflict, LedgerError, UnknownItem
 from ledger.store import position_of
 from ledger.transcodings import LayerAsDict
 from ledger.workspace import Workspace
@@ -196,7 +196,15 @@ class Ledger(Application[UUID]):
         for _ in range(self.attempts_max):
             context = _context(command, meta, document_id)
             workspace = Workspace(self.repository.get, context.recorded_at)
-            lines = decide(command, workspace, context)
+            try:
+                lines = decide(command, workspace, context)
+            except LedgerError:
+                # A retry may have been decided against the state its own original command
+                # left behind (e.g. the stock it already took): answer as the original did.
+                replayed = self._replay(meta, fingerprint)
+                if replayed is not None:
+                    return replayed
+                raise
             result = {"document_id": document_id, "lines": lines}
             changed = workspace.changed()
             if meta.idempotency_key is not None:
