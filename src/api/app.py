@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.auth import KeyRing
+from api.requests import BodyLimit
 from api.routers import alerts, documents, health, projections, reference, stock
 from ledger.application import Ledger
 from ledger.config import ConfigurationError, Settings, read_models_url, store_environment
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.request_body_bytes_max)
     app.include_router(health.router)
     app.include_router(reference.router)
     app.include_router(documents.router)

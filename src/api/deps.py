@@ -8,8 +8,9 @@ from uuid import uuid4
 
 from fastapi import Depends, Header, Request
 
-from api.auth import OPERATE, READ, KeyRing, Principal, Role
+from api.auth import OPERATE, READ, Principal, Role
 from api.problems import ApiProblem
+from api.requests import authenticate
 from ledger.application import Ledger
 from ledger.domain.context import CommandMeta
 from projections.service import ReadModels
@@ -29,14 +30,8 @@ def get_read_models(request: Request) -> ReadModels:
 
 def get_principal(request: Request,
                   authorization: Annotated[str | None, Header()] = None) -> Principal:
-    scheme, _, presented = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
-        raise ApiProblem(401, "unauthorized", "Send an API key: Authorization: Bearer <key>.")
-    keys: KeyRing = request.app.state.keys
-    principal = keys.authenticate(presented.strip())
-    if principal is None:
-        raise ApiProblem(401, "unauthorized", "The API key is not valid.")
-    return principal
+    """The caller (the `authorization` parameter documents the header in OpenAPI)."""
+    return authenticate(request)
 
 
 def _requiring(roles: frozenset[Role], action: str):  # type: ignore[no-untyped-def]

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _decimal_input(value: Any) -> Any:
+    """Decimals come as JSON numbers (parsed as Decimal) or as plain decimal strings.
+
+    Python's Decimal would also take "1_000", " 1 " or Arabic-Indic digits; a ledger
+    should not guess what a client meant.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal, not a boolean")
+    if isinstance(value, str):
+        if len(value) > 100 or not DECIMAL_TEXT.fullmatch(value):
+            raise ValueError("expected a decimal written with digits, an optional point and "
+                             "an optional exponent")
+        return Decimal(value)
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    raise ValueError("expected a decimal (a JSON number or a string)")
+
+
+Dec = Annotated[Decimal, BeforeValidator(_decimal_input)]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Code = Annotated[str, Field(min_length=1, max_length=64, examples=["SKU-001"])]
 Lines = Field(min_length=1, max_length=1000)
@@ -22,7 +45,7 @@ class ItemIn(Request):
     name: Text
     uom: Annotated[str, Field(min_length=1, max_length=32, examples=["ea"])]
     valuation_method: Literal["fifo", "moving_average"]
-    reorder_point: Decimal | None = None
+    reorder_point: Dec | None = None
 
 
 class ItemOut(BaseModel):
@@ -64,8 +87,8 @@ class DocumentIn(Request):
 
 class ReceiptLineIn(Request):
     sku: Code
-    quantity: Decimal
-    unit_cost: Decimal
+    quantity: Dec
+    unit_cost: Dec
 
 
 class ReceiptIn(DocumentIn):
@@ -75,7 +98,7 @@ class ReceiptIn(DocumentIn):
 
 class DispatchLineIn(Request):
     sku: Code
-    quantity: Decimal
+    quantity: Dec
 
 
 class DispatchIn(DocumentIn):
@@ -92,8 +115,8 @@ class TransferIn(DocumentIn):
 
 class CountLineIn(Request):
     sku: Code
-    counted_quantity: Decimal
-    unit_cost: Decimal | None = None
+    counted_quantity: Dec
+    unit_cost: Dec | None = None
 
 
 class AdjustmentIn(DocumentIn):

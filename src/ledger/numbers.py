@@ -50,7 +50,17 @@ def average(value: Decimal, quantity_held: Decimal) -> Decimal:
 
 
 def places(value: Decimal) -> int:
-    """How many decimal places a finite Decimal is written with."""
-    exponent = value.normalize().as_tuple().exponent
+    """How many decimal places a finite Decimal needs (trailing zeros do not count).
+
+    Read from the digits and exponent, never by arithmetic: `normalize()` would overflow
+    on 1e1000000000 and round 1e-1000027 to zero in the default context.
+    """
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int), "places of a non-finite decimal"
-    return max(0, -exponent)
+    if not any(digits):
+        return 0
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0:
+        significant -= 1
+    trailing_zeros = len(digits) - significant
+    return max(0, -(exponent + trailing_zeros))

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from api.deps import LedgerDep, Reader, ReadModelsDep
 from api.problems import responses
+from api.requests import LedgerRoute
 from api.schemas import ProjectionList, ProjectionOut
 
-router = APIRouter(tags=["projections"])
+router = APIRouter(route_class=LedgerRoute, tags=["projections"])
 
 
 @router.get("/projections", response_model=ProjectionList, responses=responses(401, 403))
