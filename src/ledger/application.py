@@ -94,38 +94,42 @@ class Ledger(Application[UUID]):
     def register_item(self, sku: str, details: ItemDetails, meta: CommandMeta) -> Registration:
         """Register an item, or update its details; the same details append nothing."""
         check_code(sku, "sku")
-        details = checked_item_details(details)
-        for _ in range(self.attempts_max):
+        checked = checked_item_details(details)
+
+        def decide() -> Item:
             try:
                 item = self._load(item_id(sku), Item)
             except AggregateNotFoundError:
-                item = Item.register(sku, details, meta.actor)
-            else:
-                item.update(details, meta.actor)
-            if not item.pending_events:
-                return Registration(changed=False, position=None)
-            try:
-                return Registration(changed=True, position=self._save_position(item))
-            except IntegrityError:
-                continue
-        raise ConcurrentModification(self.attempts_max)
+                return Item.register(sku, checked, meta.actor)
+            item.update(checked, meta.actor)
+            return item
+
+        return self._register(decide)
 
     def register_location(self, code: str, name: str, meta: CommandMeta) -> Registration:
         """Register a location, or rename it; the same name appends nothing."""
         check_code(code, "code")
         checked_name = checked_text(name, "name", required=True)
         assert checked_name is not None
-        for _ in range(self.attempts_max):
+
+        def decide() -> Location:
             try:
                 location = self._load(location_id(code), Location)
             except AggregateNotFoundError:
-                location = Location.register(code, checked_name, meta.actor)
-            else:
-                location.rename(checked_name, meta.actor)
-            if not location.pending_events:
+                return Location.register(code, checked_name, meta.actor)
+            location.rename(checked_name, meta.actor)
+            return location
+
+        return self._register(decide)
+
+    def _register(self, decide: Callable[[], Item | Location]) -> Registration:
+        """Save what `decide` changed, deciding again if another writer got there first."""
+        for _ in range(self.attempts_max):
+            aggregate = decide()
+            if not aggregate.pending_events:
                 return Registration(changed=False, position=None)
             try:
-                return Registration(changed=True, position=self._save_position(location))
+                return Registration(changed=True, position=self._save_position(aggregate))
             except IntegrityError:
                 continue
         raise ConcurrentModification(self.attempts_max)
