@@ -55,7 +55,11 @@ def unit_cost_of(value: int) -> Decimal:
 def instant(moment: datetime) -> str:
     """A timezone-aware moment as fixed-width UTC text: 2026-03-03T17:00:00.000000Z."""
     assert moment.utcoffset() is not None, "instants are timezone-aware"
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    # strftime's %Y does not pad years before 1000 on every platform; text order must be
+    # time order, so every field is written at a fixed width by hand.
+    return (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+            f"{utc.second:02d}.{utc.microsecond:06d}Z")
 
 
 def moment_of(text: str) -> datetime:

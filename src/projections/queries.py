@@ -16,13 +16,17 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True)
 class Page:
+    """Rows of a page; `last` is the last row examined (the next page starts after it)."""
+
     rows: list[Row]
     has_more: bool
+    last: Row | None
 
 
 def _page(connection: Connection, statement: Select[Any], limit: int) -> Page:
     rows = [dict(row) for row in connection.execute(statement.limit(limit + 1)).mappings()]
-    return Page(rows[:limit], len(rows) > limit)
+    page = rows[:limit]
+    return Page(page, len(rows) > limit, page[-1] if page else None)
 
 
 def stock(connection: Connection, levels: Projection, generation: int, *, sku: str | None,
@@ -65,7 +69,7 @@ def stock_as_of(connection: Connection, levels: Projection, levels_generation: i
         found = connection.execute(statement).mappings().first()
         if found is not None:
             rows.append({"level": level, "card": dict(found)})
-    return Page(rows, bins.has_more)
+    return Page(rows, bins.has_more, bins.last)
 
 
 def movements(connection: Connection, card: Projection, generation: int, *, sku: str,

@@ -110,6 +110,9 @@ class EmbeddedRunner:
     def stop(self) -> None:
         self.stop_event.set()
         self.wakeup.wake()
+        wake_listener = getattr(self.waiter, "wake", None)
+        if wake_listener is not None and self.waiter is not self.wakeup:
+            wake_listener()
         self.thread.join(timeout=10)
         close = getattr(self.waiter, "close", None)
         if close is not None:

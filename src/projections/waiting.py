@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder
@@ -43,12 +43,22 @@ class PostgresListener:
         datastore = recorder.datastore
         pool_kwargs = datastore.pool.kwargs
         assert isinstance(pool_kwargs, dict), "the event store's pool keeps its kwargs"
-        self._connection = psycopg.connect(autocommit=True, **pool_kwargs)
-        self._connection.execute(f'LISTEN "{recorder.channel_name}"')
+        self._connect_kwargs: dict[str, Any] = dict(pool_kwargs)
+        self._channel = recorder.channel_name
+        self._connection = self._connect()
+        self._connection.execute(f'LISTEN "{self._channel}"')
 
     def wait(self, timeout: float) -> None:
         for _ in self._connection.notifies(timeout=timeout, stop_after=1):
             break
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(autocommit=True, **self._connect_kwargs)
+
+    def wake(self) -> None:
+        """Cut a wait short (on stopping): a NOTIFY from another connection."""
+        with self._connect() as connection:
+            connection.execute(f'NOTIFY "{self._channel}"')
 
     def close(self) -> None:
         self._connection.close()

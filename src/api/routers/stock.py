@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -20,7 +21,9 @@ from projections.encoding import money_of, quantity_of, unit_cost_of
 router = APIRouter(route_class=LedgerRoute, tags=["stock"])
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)]
 Cursor = Annotated[str | None, Query(max_length=cursors.CURSOR_LENGTH_MAX)]
-Code = Annotated[str | None, Query(min_length=1, max_length=64)]
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+Code = Annotated[str | None, Query(pattern=CODE_PATTERN)]
+Moment = AwareDatetime
 MinPosition = Annotated[int, Query(ge=0, le=2**62)]
 PROBLEMS = responses(401, 403, 404, 422, 503)
 
@@ -57,6 +60,7 @@ def get_stock(request: Request, read_models: ReadModelsDep, _: Reader,
               cursor: Cursor = None) -> StockPage:
     """Stock per SKU and location; with `as_of`, on-hand and value at that effective moment."""
     after = cursors.decode(cursor, (str, str))
+    check_instant(as_of, "as_of")
     names = ["stock_levels", "stock_card"] if as_of else ["stock_levels"]
     states = read_models.wait(names, min_position, wait_seconds(request))
     levels = read_models.by_name["stock_levels"]
@@ -72,11 +76,22 @@ def get_stock(request: Request, read_models: ReadModelsDep, _: Reader,
                 moment=as_of, sku=sku, location=location, after=_pair(after), limit=limit)
             items = [_as_of_out(row) for row in page.rows]
     next_cursor = None
-    if page.has_more:
-        last = page.rows[-1]["level"] if as_of else page.rows[-1]
-        next_cursor = cursors.encode([last["sku"], last["location"]])
+    if page.has_more and page.last is not None:
+        next_cursor = cursors.encode([page.last["sku"], page.last["location"]])
     return StockPage(items=items, position=min(s.position for s in states.values()),
                      next_cursor=next_cursor)
+
+
+def check_instant(moment: datetime | None, field: str) -> None:
+    """An instant the read models can compare: within years 1–9999 once in UTC."""
+    if moment is None:
+        return
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ApiProblem(422, "validation_error",
+                         f"{field} is outside the years 1–9999 once converted to UTC.",
+                         field=field) from None
 
 
 def _pair(key: tuple[Any, ...] | None) -> tuple[str, str] | None:
@@ -100,7 +115,7 @@ def _movement_out(row: dict[str, Any]) -> MovementOut:
 
 @router.get("/stock/{sku}/movements", response_model=MovementPage, responses=PROBLEMS)
 def get_movements(request: Request, read_models: ReadModelsDep, ledger: LedgerDep, _: Reader,
-                  sku: Annotated[str, Path(min_length=1, max_length=64)],
+                  sku: Annotated[str, Path(pattern=CODE_PATTERN)],
                   location: Code = None,
                   start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
                   end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
@@ -108,6 +123,8 @@ def get_movements(request: Request, read_models: ReadModelsDep, ledger: LedgerDe
                   cursor: Cursor = None) -> MovementPage:
     """The stock card (库存台账): movements with running balances, in effective-time order."""
     after = cursors.decode(cursor, (str, int))
+    check_instant(start, "from")
+    check_instant(end, "to")
     if start is not None and end is not None and end < start:
         raise ApiProblem(422, "validation_error", "`to` is earlier than `from`.", field="to")
     _check_known(ledger, sku)
@@ -118,7 +135,7 @@ def get_movements(request: Request, read_models: ReadModelsDep, ledger: LedgerDe
             connection, card, states["stock_card"].generation, sku=sku, location=location,
             start=start, end=end, after=None if after is None else (after[0], after[1]),
             limit=limit)
-    last = page.rows[-1] if page.rows else None
+    last = page.last
     next_cursor = (cursors.encode([last["effective_at"], last["position"]])
                    if page.has_more and last else None)
     return MovementPage(items=[_movement_out(row) for row in page.rows],
