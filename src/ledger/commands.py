@@ -23,6 +23,7 @@ LINES_MAX = 1000
 TEXT_LENGTH_MAX = 500
 QUANTITY_MAX = Decimal("1000000000")
 UNIT_COST_MAX = Decimal("1000000000")
+EFFECTIVE_AT_MIN = datetime(1900, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ def checked_effective_at(value: datetime | None, now: datetime) -> datetime:
         return now
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput("effective_at must carry a time zone offset.", "effective_at")
+    if value < EFFECTIVE_AT_MIN:
+        raise InvalidInput(f"effective_at must be on or after {EFFECTIVE_AT_MIN.date()}.",
+                           "effective_at")
     if value > now:
         raise FutureEffectiveTime(
             f"effective_at {value.isoformat()} is in the future.", "effective_at")

@@ -10,7 +10,7 @@ import pytest
 from ledger.application import Ledger
 from ledger.commands import Dispatch, DispatchLine, Receipt, ReceiptLine
 from ledger.domain.context import CommandMeta
-from ledger.errors import BackdatedMovement, FutureEffectiveTime
+from ledger.errors import BackdatedMovement, FutureEffectiveTime, InvalidInput
 from unit.support import RECORDED_AT, context, given, receive
 
 D = Decimal
@@ -70,3 +70,10 @@ def test_a_future_effective_time_is_refused(ledger: Ledger) -> None:
     with pytest.raises(FutureEffectiveTime):
         ledger.dispatch(Dispatch(location="WH-1", effective_at=later,
                                  lines=(DispatchLine("FIFO-1", D("1")),)), OPS)
+
+
+def test_an_effective_time_before_1900_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(InvalidInput) as refusal:
+        ledger.receive(Receipt(location="WH-1", effective_at=datetime(999, 12, 31, tzinfo=UTC),
+                               lines=(ReceiptLine("FIFO-1", D("1"), D("1")),)), OPS)
+    assert refusal.value.field == "effective_at"
