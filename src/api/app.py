@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from api import problems
 from api.auth import KeyRing
 from api.requests import BodyLimit
-from api.routers import alerts, documents, health, projections, reference, stock
+from api.routers import alerts, audit, documents, health, projections, reference, stock
 from ledger.application import Ledger
-from ledger.config import ConfigurationError, Settings, read_models_url, store_environment
+from ledger.config import ConfigurationError, Settings, event_store_environment, read_models_url
 from projections.service import EmbeddedRunner, ReadModels
 
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = Ledger(store_environment(settings.database_url),
+        ledger = Ledger(event_store_environment(settings),
                         attempts_max=settings.command_attempts_max)
         read_models = ReadModels.open(read_models_url(settings))
         embedded = _start_embedded(settings, ledger, read_models)
@@ -68,4 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stock.router)
     app.include_router(alerts.router)
     app.include_router(projections.router)
+    app.include_router(audit.router)
     return app

@@ -231,3 +231,28 @@ class ProjectionOut(BaseModel):
 class ProjectionList(BaseModel):
     items: list[ProjectionOut]
     head: int
+
+
+class EventOut(BaseModel):
+    position: int
+    event_id: str
+    aggregate_id: str
+    aggregate_version: int
+    type: str
+    recorded_at: str
+    effective_at: str | None
+    actor: str | None
+    link: str
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    position: int
+    next_cursor: str | None
+
+
+class DigestOut(BaseModel):
+    position: int
+    hash: str
+    algorithm: Literal["sha256-chain-v1"] = "sha256-chain-v1"

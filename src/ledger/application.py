@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Recording
 
 from ledger import documents
 from ledger.commands import (
@@ -255,6 +255,11 @@ class Ledger(Application[UUID]):
     def _save_position(self, *aggregates: Any) -> int:
         recordings = self.save(*aggregates)
         return max(recording.notification.id for recording in recordings)
+
+    def stored_event(self, position: int) -> Notification | None:
+        """The stored event at a log position, exactly as the store holds it."""
+        found = self.recorder.select_notifications(start=position, limit=1, stop=position)
+        return found[0] if found else None
 
     def head_position(self) -> int:
         """The position of the newest event in the store (0 when empty)."""

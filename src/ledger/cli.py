@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.config import ConfigurationError, Settings, store_environment
+from ledger.config import ConfigurationError, Settings, event_store_environment
 
 
 def _serve(arguments: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def _demo(_: argparse.Namespace) -> int:
     from ledger.application import Ledger
 
     settings = Settings.from_environ()
-    with Ledger(store_environment(settings.database_url)) as ledger:
+    with Ledger(event_store_environment(settings)) as ledger:
         appended = demo.load(ledger)
         print(f"demo data: {appended} commands appended, head position "
               f"{ledger.head_position()}")
@@ -45,7 +45,7 @@ def _read_side(arguments: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_environ()
     names = registry.select(getattr(arguments, "names", []) or [])
-    with Ledger(store_environment(settings.database_url)) as ledger:
+    with Ledger(event_store_environment(settings)) as ledger:
         read_models = ReadModels.open(read_models_url(settings))
         try:
             if arguments.command == "project":
@@ -69,6 +69,43 @@ def _print_status(read_models: Any, head: int) -> None:
               f"{lag:>8}  {status.digest}")
 
 
+def _setup_db(arguments: argparse.Namespace) -> int:
+    from ledger.setup_db import Roles, setup_database
+
+    settings = Settings.from_environ()
+    roles = Roles(arguments.owner, arguments.service, arguments.service_password)
+    schema = setup_database(settings.database_url, roles)
+    print(f"schema {schema}: events owned by {roles.owner}; {roles.service} may SELECT and "
+          "INSERT, never UPDATE, DELETE or TRUNCATE. Run the service as "
+          f"{roles.service} with ?schema={schema} and LEDGER_CREATE_TABLES=false.")
+    return 0
+
+
+def _audit_parsers(commands: Any) -> None:
+    from ledger import audit_commands as audit
+
+    verify = commands.add_parser("verify", help="recompute the hash chain and check it")
+    verify.add_argument("--digest", help="a digest kept outside the system: POSITION:HASH")
+    verify.add_argument("--export", help="verify an export file offline instead of the store")
+    verify.set_defaults(run=audit.run_verify)
+    export = commands.add_parser("export", help="write the event log as JSON Lines")
+    export.add_argument("--to", required=True, help="the file to write")
+    export.set_defaults(run=audit.run_export)
+    load = commands.add_parser("import", help="load an export into an empty store")
+    load.add_argument("file")
+    load.set_defaults(run=audit.run_import)
+    replay = commands.add_parser("replay", help="rebuild the read models as of a position")
+    replay.add_argument("--to", type=int, required=True, help="the last position to apply")
+    replay.add_argument("--schema", help="scratch schema (PostgreSQL)")
+    replay.add_argument("--file", help="scratch file (SQLite)")
+    replay.set_defaults(run=audit.run_replay)
+    setup = commands.add_parser("setup-db", help="create a locked-down PostgreSQL event store")
+    setup.add_argument("--owner", default="ledger_owner", help="role owning the event tables")
+    setup.add_argument("--service", default="ledger_service", help="role the service runs as")
+    setup.add_argument("--service-password", help="password for the service role")
+    setup.set_defaults(run=_setup_db)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ledger", description="The inventory ledger.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -87,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
     rebuild.set_defaults(run=_read_side)
     status = commands.add_parser("status", help="each projection's position, lag and digest")
     status.set_defaults(run=_read_side)
+    _audit_parsers(commands)
     return root
 
 
@@ -94,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     try:
         result: int = arguments.run(arguments)
-    except ConfigurationError as error:
+    except (ConfigurationError, ValueError) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2
     return result

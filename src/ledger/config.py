@@ -30,6 +30,7 @@ class Settings:
     api_keys: str = ""
     request_body_bytes_max: int = 1024 * 1024
     read_wait_seconds: float = 5.0
+    create_tables: bool = True
     command_attempts_max: int = 32
 
     @classmethod
@@ -42,7 +43,14 @@ class Settings:
             api_keys=env.get("LEDGER_API_KEYS", ""),
             request_body_bytes_max=int(env.get("LEDGER_REQUEST_BODY_BYTES_MAX", 1024 * 1024)),
             read_wait_seconds=float(env.get("LEDGER_READ_WAIT_SECONDS", 5.0)),
+            create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",
+                                                                                  "no"),
         )
+
+
+def event_store_environment(settings: Settings) -> dict[str, str]:
+    """The `eventsourcing` settings these ledger settings select."""
+    return store_environment(settings.database_url, create_tables=settings.create_tables)
 
 
 def read_models_url(settings: Settings) -> str:
@@ -61,13 +69,18 @@ def read_models_url(settings: Settings) -> str:
     return url
 
 
-def store_environment(database_url: str) -> dict[str, str]:
-    """The `eventsourcing` settings for a `sqlite:///…` or `postgresql://…` URL."""
+def store_environment(database_url: str, *, create_tables: bool = True) -> dict[str, str]:
+    """The `eventsourcing` settings for a `sqlite:///…` or `postgresql://…` URL.
+
+    A locked-down PostgreSQL deployment (`ledger setup-db`) runs with `create_tables=False`:
+    the service role may not create or replace the store's tables and functions.
+    """
     parts = urlsplit(database_url)
+    create = {"CREATE_TABLE": "true" if create_tables else "false"}
     if parts.scheme == "sqlite":
-        return _sqlite_environment(parts.path)
+        return _sqlite_environment(parts.path) | create
     if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-        return _postgres_environment(database_url)
+        return _postgres_environment(database_url) | create
     raise ConfigurationError(
         f"LEDGER_DATABASE_URL must start with sqlite:/// or postgresql://; got {database_url!r}."
     )

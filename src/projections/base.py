@@ -13,32 +13,52 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from eventsourcing.persistence import Mapper, Notification
 from sqlalchemy import Connection, MetaData, Table, and_, bindparam, insert, select, tuple_, update
 
 Row = dict[str, Any]
 KEY_CHUNK = 500
 
 
-@dataclass(frozen=True)
 class Envelope:
-    """A decoded event and its position in the log."""
+    """A stored event and its position in the log; decoded only when a fold asks."""
 
-    position: int
-    topic: str
-    event: Any
+    __slots__ = ("_decoded", "_mapper", "notification")
+
+    def __init__(self, notification: Notification, mapper: Mapper[Any]) -> None:
+        self.notification = notification
+        self._mapper = mapper
+        self._decoded: Any = None
+
+    @property
+    def position(self) -> int:
+        return self.notification.id
+
+    @property
+    def topic(self) -> str:
+        return self.notification.topic
+
+    @property
+    def event(self) -> Any:
+        if self._decoded is None:
+            self._decoded = self._mapper.to_domain_event(self.notification)
+        return self._decoded
 
 
 class Projection(ABC):
     """A read model: a fold over events of some topics, into tables of its own."""
 
     name: ClassVar[str]
-    topics: ClassVar[frozenset[str]]
+    # The event topics this projection folds; None for every event in the log.
+    topics: ClassVar[frozenset[str] | None]
 
     def __init__(self) -> None:
         self._tables: dict[int, dict[str, Table]] = {}
+
+    def reads(self, topic: str) -> bool:
+        return self.topics is None or topic in self.topics
 
     @abstractmethod
     def define_tables(self, metadata: MetaData, suffix: str) -> dict[str, Table]:

@@ -8,6 +8,7 @@ transactions never ask for the write lock.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event
 
 from ledger.config import ConfigurationError
 
+SCHEMA_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
 
 @dataclass(frozen=True)
 class ReadDatabase:
@@ -25,6 +28,31 @@ class ReadDatabase:
     writer: Engine
     reader: Engine
     dialect: str
+    schema: str | None = None
+    path: str | None = None
+
+    def ensure_schema(self) -> None:
+        """Create the PostgreSQL schema the URL names, if it is missing."""
+        if self.schema:
+            with self.writer.begin() as connection:
+                # Ask first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
+                # when the schema exists, which a locked-down service role does not have.
+                exists = connection.exec_driver_sql(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %(name)s",
+                    {"name": self.schema}).first()
+                if exists is None:
+                    connection.exec_driver_sql(f'CREATE SCHEMA "{self.schema}"')
+
+    def erase(self) -> None:
+        """Remove every read model here (a scratch replay starts from nothing)."""
+        if self.schema:
+            with self.writer.begin() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+                connection.exec_driver_sql(f'CREATE SCHEMA "{self.schema}"')
+        elif self.path:
+            self.dispose()
+            for suffix in ("", "-wal", "-shm"):
+                Path(self.path + suffix).unlink(missing_ok=True)
 
     def dispose(self) -> None:
         self.writer.dispose()
@@ -50,7 +78,7 @@ def _sqlite(url_path: str) -> ReadDatabase:
     reader = create_engine(f"sqlite+pysqlite:///{path}", pool_size=8, max_overflow=8)
     for engine, begin in ((writer, "BEGIN IMMEDIATE"), (reader, "BEGIN")):
         _sqlite_pragmas(engine, begin)
-    return ReadDatabase(writer, reader, "sqlite")
+    return ReadDatabase(writer, reader, "sqlite", path=path)
 
 
 def _sqlite_pragmas(engine: Engine, begin: str) -> None:
@@ -73,10 +101,12 @@ def _postgres(url: str) -> ReadDatabase:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     schema = query.get("schema", [None])[0]
+    if schema is not None and not SCHEMA_PATTERN.fullmatch(schema):
+        raise ConfigurationError(f"A schema name is letters, digits and '_'; got {schema!r}.")
     plain = urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, "", ""))
     connect_args: dict[str, Any] = {"connect_timeout": 10}
     if schema:
         connect_args["options"] = f"-c search_path={schema}"
     engine = create_engine(plain, pool_size=8, max_overflow=8, pool_pre_ping=True,
                            connect_args=connect_args)
-    return ReadDatabase(engine, engine, "postgresql")
+    return ReadDatabase(engine, engine, "postgresql", schema=schema)

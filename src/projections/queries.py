@@ -109,3 +109,33 @@ def low_stock(connection: Connection, levels: Projection, levels_generation: int
         statement = statement.where(or_(
             level.c.sku > after[0], and_(level.c.sku == after[0], level.c.location > after[1])))
     return _page(connection, statement, limit)
+
+
+def audit_events(connection: Connection, audit: Projection, generation: int, *, after: int,
+                 limit: int, topic: str | None, aggregate_id: str | None,
+                 start: datetime | None, end: datetime | None) -> Page:
+    """Events in log order after a position, filtered by topic, aggregate and record time."""
+    table = audit.tables(generation)["audit_log"]
+    statement = select(table).where(table.c.position > after).order_by(table.c.position)
+    if topic is not None:
+        statement = statement.where(table.c.topic == topic)
+    if aggregate_id is not None:
+        statement = statement.where(table.c.aggregate_id == aggregate_id)
+    if start is not None:
+        statement = statement.where(table.c.recorded_at >= instant(start))
+    if end is not None:
+        statement = statement.where(table.c.recorded_at < instant(end))
+    return _page(connection, statement, limit)
+
+
+def audit_entry(connection: Connection, audit: Projection, generation: int,
+                position: int | None) -> Row | None:
+    """The audit-log row at a position, or the newest one when `position` is None."""
+    table = audit.tables(generation)["audit_log"]
+    statement = select(table)
+    if position is None:
+        statement = statement.order_by(table.c.position.desc()).limit(1)
+    else:
+        statement = statement.where(table.c.position == position)
+    found = connection.execute(statement).mappings().first()
+    return None if found is None else dict(found)

@@ -40,7 +40,7 @@ def _rebuild_one(database: ReadDatabase, recorder: ApplicationRecorder, mapper: 
         state.drop_tables(connection, projection, fresh.generation)
         state.create_tables(connection, projection, fresh.generation)
     fresh = _fill(database, recorder, mapper, projection, fresh, page_size,
-                  topics=sorted(projection.topics))
+                  topics=sorted(projection.topics or ()))
     with database.writer.begin() as connection:
         state.read(connection, [projection.name], for_update=True)
         fresh = _fill_within(connection, recorder, mapper, projection, fresh, page_size)

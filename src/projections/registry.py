@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ledger.config import ConfigurationError
+from projections.audit_log import AuditLogProjection
 from projections.base import Projection
 from projections.items import ItemsProjection
 from projections.locations import LocationsProjection
 from projections.stock_card import StockCardProjection
 from projections.stock_levels import StockLevelsProjection
 
-NAMES = ("items", "locations", "stock_levels", "stock_card")
+NAMES = ("items", "locations", "stock_levels", "stock_card", "audit_log")
 
 
 def all_projections() -> list[Projection]:
     """Fresh instances of every projection, in a fixed order."""
     return [ItemsProjection(), LocationsProjection(), StockLevelsProjection(),
-            StockCardProjection()]
+            StockCardProjection(), AuditLogProjection()]
 
 
 def select(names: Sequence[str]) -> list[Projection]:

@@ -30,13 +30,15 @@ class ProjectionRunner:
 
     def __init__(self, database: ReadDatabase, recorder: ApplicationRecorder,
                  mapper: Mapper[Any], projections: Sequence[Projection],
-                 page_size: int = PAGE_SIZE) -> None:
+                 page_size: int = PAGE_SIZE, stop_at: int | None = None) -> None:
         assert 1 <= page_size <= PAGE_SIZE_MAX, "page size out of bounds"
         self.database = database
         self.recorder = recorder
         self.mapper = mapper
         self.projections = list(projections)
         self.page_size = page_size
+        # Replays for audits stop at a position: nothing after it is applied.
+        self.stop_at = stop_at
         self.advanced = threading.Condition()
 
     @property
@@ -54,7 +56,7 @@ class ProjectionRunner:
             states = state.read(connection, self.names, for_update=True)
             start = min(current.position for current in states.values())
             notifications = self.recorder.select_notifications(
-                start=start, limit=self.page_size, inclusive_of_start=False)
+                start=start, limit=self.page_size, stop=self.stop_at, inclusive_of_start=False)
             if notifications:
                 apply_notifications(connection, self.mapper, self.projections, states,
                                     notifications)
@@ -86,16 +88,15 @@ def apply_notifications(connection: Connection, mapper: Mapper[Any],
                         notifications: Sequence[Notification], *,
                         write_state: bool = True) -> None:
     """Fold notifications into each projection past its position; move every position."""
-    topics = frozenset().union(*(projection.topics for projection in projections))
     envelopes = [
-        Envelope(n.id, n.topic, mapper.to_domain_event(n))
-        for n in notifications if n.topic in topics
+        Envelope(n, mapper) for n in notifications
+        if any(projection.reads(n.topic) for projection in projections)
     ]
     last = notifications[-1].id
     for projection in projections:
         current = states[projection.name]
         mine = [e for e in envelopes
-                if e.position > current.position and e.topic in projection.topics]
+                if e.position > current.position and projection.reads(e.topic)]
         if mine:
             projection.apply_page(connection, projection.tables(current.generation), mine)
         if write_state:

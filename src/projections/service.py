@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
+from sqlalchemy import select
 
 from projections import state
 from projections.database import ReadDatabase, connect
@@ -50,8 +51,14 @@ class ReadModels:
         self._advanced: threading.Condition | None = None
 
     @classmethod
-    def open(cls, url: str) -> ReadModels:
-        read_models = cls(connect(url))
+    def open(cls, url: str, *, fresh: bool = False) -> ReadModels:
+        """The read models at `url`; with `fresh`, erased first (scratch replays)."""
+        database = connect(url)
+        if fresh:
+            database.erase()
+            database = connect(url)
+        database.ensure_schema()
+        read_models = cls(database)
         with read_models.database.writer.begin() as connection:
             state.ensure(connection, read_models.projections)
         return read_models
@@ -78,6 +85,22 @@ class ReadModels:
                        p.digest(connection, states[p.name].generation))
                 for p in self.projections if p.name in states
             ]
+
+    def chain_links(self, page_size: int = 5000) -> Iterator[tuple[int, str]]:
+        """The audit log's (position, link) pairs in log order, read a page at a time."""
+        audit = self.by_name["audit_log"]
+        position = 0
+        while True:
+            with self.database.reader.connect() as connection:
+                generation = state.read(connection, [audit.name])[audit.name].generation
+                table = audit.tables(generation)["audit_log"]
+                page = connection.execute(
+                    select(table.c.position, table.c.link).where(table.c.position > position)
+                    .order_by(table.c.position).limit(page_size)).all()
+            yield from ((row.position, row.link) for row in page)
+            if len(page) < page_size:
+                return
+            position = page[-1].position
 
     def close(self) -> None:
         self.database.dispose()
