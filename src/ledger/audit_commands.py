@@ -79,12 +79,14 @@ def run_import(arguments: argparse.Namespace) -> int:
 def run_replay(arguments: argparse.Namespace) -> int:
     """Rebuild every read model as it stood at a position, into a scratch schema or file."""
     from ledger.config import read_models_url
+    from projections.database import place
     from projections.service import ReadModels
 
     settings = Settings.from_environ()
     target = scratch_url(settings.database_url, arguments.schema, arguments.file)
-    if target == read_models_url(settings):
-        print("refused: the scratch target is the live read models")
+    # The scratch target is erased first: it must be neither the events nor the live models.
+    if place(target) in (place(settings.database_url), place(read_models_url(settings))):
+        print("refused: the scratch target is the event store or the live read models")
         return 2
     with Ledger(event_store_environment(settings)) as ledger:
         read_models = ReadModels.open(target, fresh=True)

@@ -94,7 +94,7 @@ def verify(records: Iterable[Record], recorded: Iterable[tuple[int, str]],
     pending = next(expected, None)
     for record in records:
         link = next_link(link, record)
-        checked, last = checked + 1, record.position
+        previous, checked, last = last, checked + 1, record.position
         if pending is not None and pending[0] < record.position:
             return Verdict(Digest(last, link), checked, f"the event at position {pending[0]} "
                            "is missing from the store (deleted or renumbered)")
@@ -105,11 +105,19 @@ def verify(records: Iterable[Record], recorded: Iterable[tuple[int, str]],
         elif pending is not None:
             return Verdict(Digest(last, link), checked, f"the event at position "
                            f"{record.position} is not in the recorded chain (inserted?)")
-        if kept is not None and kept.position == record.position and kept.link != link:
+        if kept is not None and _contradicts(kept, previous, record.position, link):
             return Verdict(Digest(last, link), checked, "the chain at position "
                            f"{kept.position} differs from the kept digest: an event at or "
                            "before it was changed, removed or reordered")
     return _finish(Digest(last, link), checked, pending, kept)
+
+
+def _contradicts(kept: Digest, previous_position: int, position: int, link: str) -> bool:
+    """Whether this record contradicts a kept digest: a different link at its position, or
+    stepping over its position (positions only grow, so the event there was removed)."""
+    if position == kept.position:
+        return link != kept.link
+    return previous_position < kept.position < position
 
 
 def _changed(record: Record) -> str:

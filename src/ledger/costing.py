@@ -99,7 +99,7 @@ def apply_movement(
     value_held = state.value - total_value(removed) + total_value(added)
     layers = state.layers
     if state.method == "fifo":
-        layers = _remove_front(layers, removed) + tuple(layer for layer in added)
+        layers = _remove(layers, removed) + tuple(layer for layer in added)
     touched = added or removed
     last = state.last_unit_cost
     if quantity_held > ZERO:
@@ -111,18 +111,46 @@ def apply_movement(
     )
 
 
-def _remove_front(layers: tuple[Layer, ...], removed: tuple[Layer, ...]) -> tuple[Layer, ...]:
+def _remove(layers: tuple[Layer, ...], removed: tuple[Layer, ...]) -> tuple[Layer, ...]:
+    """Take each removed layer out of the first layer held at its unit cost.
+
+    An ordinary FIFO take removes from the front, which is always that first layer; a
+    return to a supplier removes from the oldest layers at the receipt's cost.
+    """
     remaining = list(layers)
     for out in removed:
-        front = remaining[0]
-        assert front.unit_cost == out.unit_cost, "removed layer does not match the front"
-        if out.quantity == front.quantity:
-            remaining.pop(0)
+        index = next(i for i, held in enumerate(remaining) if held.unit_cost == out.unit_cost)
+        held = remaining[index]
+        if out.quantity == held.quantity:
+            remaining.pop(index)
             continue
-        remaining[0] = Layer(
-            front.quantity - out.quantity, front.unit_cost, front.value - out.value
-        )
+        remaining[index] = Layer(held.quantity - out.quantity, held.unit_cost,
+                                 held.value - out.value)
     return tuple(remaining)
+
+
+def take_at_cost(state: CostState, quantity_out: Decimal,
+                 cost_per_unit: Decimal) -> tuple[Layer, ...]:
+    """Decide the layers a return to a supplier removes: at the cost the goods came in at.
+
+    FIFO takes the oldest layers held at that cost first, then, if they hold too little
+    (the rest was sold), the oldest layers of all. Moving average takes the quantity at
+    that cost, never more than the bin's value, and exactly the value left when emptying.
+    """
+    assert ZERO < quantity_out <= state.quantity, "take beyond what the bin holds"
+    if state.method == "moving_average":
+        if quantity_out == state.quantity:
+            return (Layer(quantity_out, state.unit_cost, state.value),)
+        value_out = min(extend(quantity_out, cost_per_unit), state.value)
+        return (Layer(quantity_out, cost_per_unit, value_out),)
+    at_cost = tuple(layer for layer in state.layers if layer.unit_cost == cost_per_unit)
+    from_cost = _take_fifo(at_cost, min(quantity_out, total_quantity(at_cost))) \
+        if at_cost else ()
+    rest = quantity_out - total_quantity(from_cost)
+    if rest == ZERO:
+        return from_cost
+    left = _remove(state.layers, from_cost)
+    return from_cost + _take_fifo(left, rest)
 
 
 def total_quantity(layers: tuple[Layer, ...]) -> Decimal:

@@ -30,6 +30,7 @@ class ReadDatabase:
     dialect: str
     schema: str | None = None
     path: str | None = None
+    place: tuple[str, ...] = ()
 
     def ensure_schema(self) -> None:
         """Create the PostgreSQL schema the URL names, if it is missing."""
@@ -60,6 +61,17 @@ class ReadDatabase:
             self.reader.dispose()
 
 
+def place(url: str) -> tuple[str, ...]:
+    """Where a URL's tables live, comparable between URLs written differently."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        return ("sqlite", str(Path(path).resolve()))
+    schema = parse_qs(parts.query).get("schema", ["public"])[0]
+    return ("postgresql", parts.hostname or "", str(parts.port or 5432),
+            parts.path.lstrip("/"), schema)
+
+
 def connect(url: str) -> ReadDatabase:
     """Engines for a `sqlite:///…` or `postgresql://…[?schema=NAME]` read-model URL."""
     parts = urlsplit(url)
@@ -78,7 +90,7 @@ def _sqlite(url_path: str) -> ReadDatabase:
     reader = create_engine(f"sqlite+pysqlite:///{path}", pool_size=8, max_overflow=8)
     for engine, begin in ((writer, "BEGIN IMMEDIATE"), (reader, "BEGIN")):
         _sqlite_pragmas(engine, begin)
-    return ReadDatabase(writer, reader, "sqlite", path=path)
+    return ReadDatabase(writer, reader, "sqlite", path=path, place=place(f"sqlite:///{path}"))
 
 
 def _sqlite_pragmas(engine: Engine, begin: str) -> None:
@@ -87,8 +99,9 @@ def _sqlite_pragmas(engine: Engine, begin: str) -> None:
         # Let us issue BEGIN ourselves (pysqlite's own transaction handling is implicit).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # The busy timeout first: switching to WAL itself waits for other openers.
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -109,4 +122,4 @@ def _postgres(url: str) -> ReadDatabase:
         connect_args["options"] = f"-c search_path={schema}"
     engine = create_engine(plain, pool_size=8, max_overflow=8, pool_pre_ping=True,
                            connect_args=connect_args)
-    return ReadDatabase(engine, engine, "postgresql", schema=schema)
+    return ReadDatabase(engine, engine, "postgresql", schema=schema, place=place(url))

@@ -51,12 +51,18 @@ def _rebuild_one(database: ReadDatabase, recorder: ApplicationRecorder, mapper: 
 def _fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
           projection: Projection, current: state.State, page_size: int,
           topics: Sequence[str]) -> state.State:
-    """Apply the projection's own events, a page per transaction, without a state row."""
+    """Apply the projection's own events up to the head, a page per transaction.
+
+    The head is read first; once no event of ours remains at or below it, the position
+    moves to the head itself, so the switch transaction only reads what came after.
+    """
+    head = recorder.max_notification_id() or 0
     while True:
         notifications = recorder.select_notifications(
-            start=current.position, limit=page_size, topics=topics, inclusive_of_start=False)
+            start=current.position, limit=page_size, stop=head, topics=topics,
+            inclusive_of_start=False)
         if not notifications:
-            return current
+            return state.State(current.generation, max(current.position, head))
         with database.writer.begin() as connection:
             states = {projection.name: current}
             apply_notifications(connection, mapper, [projection], states, notifications,

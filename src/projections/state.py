@@ -14,6 +14,7 @@ from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, Table,
 
 from projections.base import Projection
 
+ENSURE_KEY = 0x6C65646765720001  # "ledger" + 1: the lock around creating read-model tables
 METADATA = MetaData()
 PROJECTION_STATE = Table(
     "projection_state",
@@ -34,6 +35,10 @@ class State:
 
 def ensure(connection: Connection, projections: Sequence[Projection]) -> None:
     """Create the state table, and generation 1 of any projection never seen before."""
+    if connection.dialect.name == "postgresql":
+        # API processes and workers may start together: one of them creates, the others wait
+        # and then find everything there. (SQLite writers already take the file's lock.)
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%(key)s)", {"key": ENSURE_KEY})
     METADATA.create_all(connection, checkfirst=True)
     known = read(connection, [projection.name for projection in projections])
     for projection in projections:

@@ -71,7 +71,7 @@ class Waiter(Protocol):
 def idle_waiter(recorder: ApplicationRecorder, wakeup: Wakeup) -> tuple[Waiter, float]:
     """The object whose `wait(timeout)` a runner idles on, and how long it waits at most."""
     if isinstance(recorder, PostgresApplicationRecorder):
-        return PostgresListener(recorder), 5.0
+        return PostgresListener(recorder), 1.0
     # SQLite has no notifications: in-process writers wake us, other processes are polled.
     return wakeup, 0.1
 

@@ -25,16 +25,17 @@ from projections.waiting import Wakeup, idle_waiter
 STANDBY_RETRY_SECONDS = 2.0
 
 
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit key for a projection's advisory lock."""
-    digest = hashlib.sha256(f"ledger-projection:{name}".encode()).digest()
+def advisory_key(name: str, place: str) -> int:
+    """A stable signed 64-bit key for one projection of one set of read models."""
+    digest = hashlib.sha256(f"ledger-projection:{place}:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class AdvisoryLocks:
     """Session advisory locks on the event store's PostgreSQL, one per projection."""
 
-    def __init__(self, recorder: PostgresApplicationRecorder) -> None:
+    def __init__(self, recorder: PostgresApplicationRecorder, place: str) -> None:
+        self.place = place
         kwargs = recorder.datastore.pool.kwargs
         assert isinstance(kwargs, dict), "the event store's pool keeps its kwargs"
         self.connection = psycopg.connect(autocommit=True, **kwargs)
@@ -43,7 +44,8 @@ class AdvisoryLocks:
         acquired: list[str] = []
         for name in names:
             row = self.connection.execute(
-                "SELECT pg_try_advisory_lock(%s) AS locked", (advisory_key(name),)).fetchone()
+                "SELECT pg_try_advisory_lock(%s) AS locked",
+                (advisory_key(name, self.place),)).fetchone()
             if not row or not row["locked"]:
                 self.release(acquired)
                 return False
@@ -52,7 +54,8 @@ class AdvisoryLocks:
 
     def release(self, names: Sequence[str]) -> None:
         for name in names:
-            self.connection.execute("SELECT pg_advisory_unlock(%s)", (advisory_key(name),))
+            self.connection.execute("SELECT pg_advisory_unlock(%s)",
+                                    (advisory_key(name, self.place),))
 
     def close(self) -> None:
         self.connection.close()
@@ -63,7 +66,9 @@ def run_worker(read_models: ReadModels, recorder: ApplicationRecorder, mapper: M
     """Run the named projections until SIGTERM/SIGINT (or `stop`)."""
     stop = stop or _stop_on_signals()
     runner = read_models.runner(recorder, mapper, names)
-    locks = AdvisoryLocks(recorder) if isinstance(recorder, PostgresApplicationRecorder) else None
+    place = ":".join(read_models.database.place)
+    locks = (AdvisoryLocks(recorder, place)
+             if isinstance(recorder, PostgresApplicationRecorder) else None)
     try:
         while locks is not None and not locks.try_acquire(runner.names):
             LOG.info("standby: another worker runs %s", ", ".join(runner.names))

@@ -42,8 +42,15 @@ def test_a_postgres_url_gives_every_connection_setting() -> None:
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_SCHEMA": "books",
+        "CREATE_TABLE": "true",
     }
     assert "POSTGRES_ENABLE_DB_FUNCTIONS" not in environment
+
+
+def test_a_locked_down_service_does_not_create_the_stores_tables() -> None:
+    environment = store_environment("postgresql://svc@db/inventory", create_tables=False)
+
+    assert environment["CREATE_TABLE"] == "false"
 
 
 @pytest.mark.parametrize("url", ["mysql://host/db", "sqlite:///", "postgresql://host",
