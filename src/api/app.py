@@ -10,7 +10,16 @@ from fastapi import FastAPI
 from api import problems
 from api.auth import KeyRing
 from api.requests import BodyLimit
-from api.routers import alerts, audit, documents, health, projections, reference, stock
+from api.routers import (
+    alerts,
+    audit,
+    documents,
+    health,
+    parties,
+    projections,
+    reference,
+    stock,
+)
 from ledger.application import Ledger
 from ledger.config import ConfigurationError, Settings, event_store_environment, read_models_url
 from projections.service import EmbeddedRunner, ReadModels
@@ -64,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.request_body_bytes_max)
     app.include_router(health.router)
     app.include_router(reference.router)
+    app.include_router(parties.router)
     app.include_router(documents.router)
     app.include_router(stock.router)
     app.include_router(alerts.router)

@@ -23,6 +23,7 @@ STATUS_BY_ERROR: dict[type[errors.LedgerError], int] = {
     errors.ConcurrentModification: 409,
     errors.UnknownItem: 422,
     errors.UnknownLocation: 422,
+    errors.UnknownParty: 422,
     errors.InvalidInput: 422,
 }
 

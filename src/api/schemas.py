@@ -79,6 +79,26 @@ class LocationPage(BaseModel):
     next_cursor: str | None
 
 
+class PartyIn(Request):
+    name: Text
+    roles: Annotated[list[Literal["supplier", "customer"]], Field(min_length=1, max_length=2)]
+    credit_limit: Dec | None = None
+
+
+class PartyOut(BaseModel):
+    code: str
+    name: str
+    roles: list[str]
+    credit_limit: Decimal | None
+    version: int
+    position: int | None = None
+
+
+class PartyPage(BaseModel):
+    items: list[PartyOut]
+    next_cursor: str | None
+
+
 class DocumentIn(Request):
     reference: Text | None = None
     note: Text | None = None

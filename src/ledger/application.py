@@ -28,31 +28,32 @@ from ledger.commands import (
     checked_count,
     checked_dispatch,
     checked_effective_at,
-    checked_item_details,
     checked_receipt,
-    checked_text,
     checked_transfer,
 )
 from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import CommandMeta, MovementContext
 from ledger.domain.identity import (
     bin_id,
-    check_code,
     command_record_id,
-    item_id,
-    location_id,
 )
-from ledger.domain.item import Item, ItemDetails
+from ledger.domain.item import Item
 from ledger.domain.location import Location
+from ledger.domain.party import Party
 from ledger.domain.stock_bin import StockBin
-from ledger.errors import ConcurrentModification, IdempotencyConflict, LedgerError, UnknownItem
+from ledger.errors import (
+    ConcurrentModification,
+    IdempotencyConflict,
+    LedgerError,
+)
+from ledger.reference import ReferenceData
 from ledger.store import position_of
 from ledger.transcodings import LayerAsDict
 from ledger.workspace import Workspace
 
 CommandT = TypeVar("CommandT", Receipt, Dispatch, Transfer, Count)
 Decide = Callable[[CommandT, Workspace, MovementContext], list[dict[str, Any]]]
-AggregateT = TypeVar("AggregateT", Item, Location, StockBin, CommandRecord)
+AggregateT = TypeVar("AggregateT", Item, Location, Party, StockBin, CommandRecord)
 COMMAND_ATTEMPTS_MAX = 32
 
 
@@ -66,15 +67,7 @@ class CommandResult:
     replayed: bool = False
 
 
-@dataclass(frozen=True)
-class Registration:
-    """The outcome of registering reference data: whether anything was appended."""
-
-    changed: bool
-    position: int | None
-
-
-class Ledger(Application[UUID]):
+class Ledger(ReferenceData, Application[UUID]):
     """Items, locations and stock movements, on the `eventsourcing` event store."""
 
     name = "ledger"
@@ -88,81 +81,6 @@ class Ledger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(LayerAsDict())
-
-    # Reference data.
-
-    def register_item(self, sku: str, details: ItemDetails, meta: CommandMeta) -> Registration:
-        """Register an item, or update its details; the same details append nothing."""
-        check_code(sku, "sku")
-        checked = checked_item_details(details)
-
-        def decide() -> Item:
-            try:
-                item = self._load(item_id(sku), Item)
-            except AggregateNotFoundError:
-                return Item.register(sku, checked, meta.actor)
-            item.update(checked, meta.actor)
-            return item
-
-        return self._register(decide)
-
-    def register_location(self, code: str, name: str, meta: CommandMeta) -> Registration:
-        """Register a location, or rename it; the same name appends nothing."""
-        check_code(code, "code")
-        checked_name = checked_text(name, "name", required=True)
-        assert checked_name is not None
-
-        def decide() -> Location:
-            try:
-                location = self._load(location_id(code), Location)
-            except AggregateNotFoundError:
-                return Location.register(code, checked_name, meta.actor)
-            location.rename(checked_name, meta.actor)
-            return location
-
-        return self._register(decide)
-
-    def _register(self, decide: Callable[[], Item | Location]) -> Registration:
-        """Save what `decide` changed, deciding again if another writer got there first."""
-        for _ in range(self.attempts_max):
-            aggregate = decide()
-            if not aggregate.pending_events:
-                return Registration(changed=False, position=None)
-            try:
-                return Registration(changed=True, position=self._save_position(aggregate))
-            except IntegrityError:
-                continue
-        raise ConcurrentModification(self.attempts_max)
-
-    def item(self, sku: str) -> Item:
-        try:
-            return self._load(item_id(sku), Item)
-        except AggregateNotFoundError:
-            raise UnknownItem(sku) from None
-
-    def location(self, code: str) -> Location | None:
-        try:
-            return self._load(location_id(code), Location)
-        except AggregateNotFoundError:
-            return None
-
-    def items(self, after: int, limit: int) -> tuple[list[Item], int | None]:
-        """Registered items in registration order, after a log position; and the next cursor."""
-        return self._registered(Item.Registered.TOPIC, Item, after, limit)
-
-    def locations(self, after: int, limit: int) -> tuple[list[Location], int | None]:
-        """Registered locations in registration order, after a log position."""
-        return self._registered(Location.Registered.TOPIC, Location, after, limit)
-
-    def _registered(self, topic: str, kind: type[AggregateT], after: int,
-                    limit: int) -> tuple[list[AggregateT], int | None]:
-        # Reference data is small: scanning its creation events by topic is bounded by
-        # `limit` per page. The read-model issue replaces this with indexed tables.
-        notifications = self.recorder.select_notifications(
-            start=after, limit=limit, topics=[topic], inclusive_of_start=False)
-        found = [self._load(UUID(str(n.originator_id)), kind) for n in notifications]
-        cursor = notifications[-1].id if len(notifications) == limit else None
-        return found, cursor
 
     def stock_bin(self, sku: str, location: str) -> StockBin | None:
         try:

@@ -16,14 +16,16 @@ from typing import Generic, TypeVar
 from ledger.costing import VALUATION_METHODS
 from ledger.domain.identity import check_code
 from ledger.domain.item import ItemDetails
+from ledger.domain.party import PARTY_ROLES, PartyDetails
 from ledger.errors import FutureEffectiveTime, InvalidCost, InvalidInput, InvalidQuantity
-from ledger.numbers import ZERO, places, quantity, unit_cost
+from ledger.numbers import ZERO, money, places, quantity, unit_cost
 
 LINES_MAX = 1000
 TEXT_LENGTH_MAX = 500
 QUANTITY_MAX = Decimal("1000000000")
 UNIT_COST_MAX = Decimal("1000000000")
 EFFECTIVE_AT_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+MONEY_MAX = Decimal("1000000000000")
 
 
 @dataclass(frozen=True)
@@ -220,3 +222,22 @@ def checked_count(count: Count) -> Count:
     if len(set(skus)) != len(skus):
         raise InvalidInput("A count lists each SKU once.", "lines")
     return replace(count, lines=lines, effective_at=_utc(count.effective_at))
+
+
+def checked_party_details(details: PartyDetails) -> PartyDetails:
+    """A name, one or more known roles (each once, in a fixed order), a non-negative limit."""
+    name = checked_text(details.name, "name", required=True)
+    assert name is not None
+    unknown = sorted(set(details.roles) - set(PARTY_ROLES))
+    if not details.roles or unknown:
+        raise InvalidInput(f"roles are one or more of {', '.join(PARTY_ROLES)}.", "roles")
+    roles = tuple(role for role in PARTY_ROLES if role in details.roles)
+    credit_limit = details.credit_limit
+    if credit_limit is not None:
+        if not credit_limit.is_finite() or credit_limit < ZERO or places(credit_limit) > 2 \
+                or credit_limit > MONEY_MAX:
+            raise InvalidInput(
+                f"credit_limit is a non-negative amount of at most 2 places, at most "
+                f"{MONEY_MAX}.", "credit_limit")
+        credit_limit = money(credit_limit)
+    return PartyDetails(name, roles, credit_limit)

@@ -67,6 +67,17 @@ class UnknownLocation(LedgerError):
         return {"location": self.location}
 
 
+class UnknownParty(LedgerError):
+    code = "unknown_party"
+
+    def __init__(self, party: str) -> None:
+        super().__init__(f"No party is registered with code {party!r}.")
+        self.party = party
+
+    def facts(self) -> dict[str, object]:
+        return {"party": self.party}
+
+
 class InsufficientStock(LedgerError):
     """Taking out more than is available (on hand less reserved) in a bin."""
 

@@ -41,3 +41,7 @@ def check_code(value: str, field: str) -> str:
 def event_id(aggregate_id: UUID, version: int) -> UUID:
     """A stored event's id: derived from its aggregate and version, so exports keep it."""
     return uuid5(NAMESPACE, f"event\x00{aggregate_id}\x00{version}")
+
+
+def party_id(code: str) -> UUID:
+    return uuid5(NAMESPACE, f"party\x00{code}")
