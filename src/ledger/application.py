@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -51,8 +51,8 @@ from ledger.store import position_of
 from ledger.transcodings import LayerAsDict
 from ledger.workspace import Workspace
 
-CommandT = TypeVar("CommandT", Receipt, Dispatch, Transfer, Count)
-Decide = Callable[[CommandT, Workspace, MovementContext], list[dict[str, Any]]]
+CommandT = TypeVar("CommandT")
+Decide = Callable[[CommandT, Workspace, MovementContext], dict[str, Any]]
 AggregateT = TypeVar("AggregateT", Item, Location, Party, StockBin, CommandRecord)
 COMMAND_ATTEMPTS_MAX = 32
 
@@ -65,6 +65,7 @@ class CommandResult:
     position: int
     lines: list[dict[str, Any]]
     replayed: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class Ledger(ReferenceData, Application[UUID]):
@@ -92,21 +93,23 @@ class Ledger(ReferenceData, Application[UUID]):
 
     def receive(self, receipt: Receipt, meta: CommandMeta) -> CommandResult:
         """Record a receipt (入库): every line in at its unit cost."""
-        return self._execute("receipt", checked_receipt(receipt), meta, documents.decide_receipt)
+        return self._execute("receipt", checked_receipt(receipt), meta,
+                             _lines(documents.decide_receipt))
 
     def dispatch(self, dispatch: Dispatch, meta: CommandMeta) -> CommandResult:
         """Record a dispatch (出库): every line out at cost, never below available."""
         return self._execute("dispatch", checked_dispatch(dispatch), meta,
-                             documents.decide_dispatch)
+                             _lines(documents.decide_dispatch))
 
     def transfer(self, transfer: Transfer, meta: CommandMeta) -> CommandResult:
         """Record a transfer (调拨): out of one location and into another, at cost."""
         return self._execute("transfer", checked_transfer(transfer), meta,
-                             documents.decide_transfer)
+                             _lines(documents.decide_transfer))
 
     def count(self, count: Count, meta: CommandMeta) -> CommandResult:
         """Record a stock count (盘点): on-hand becomes the counted quantity."""
-        return self._execute("count", checked_count(count), meta, documents.decide_count)
+        return self._execute("count", checked_count(count), meta,
+                             _lines(documents.decide_count))
 
     def _execute(self, kind: str, command: CommandT, meta: CommandMeta,
                  decide: Decide[CommandT]) -> CommandResult:
@@ -119,7 +122,7 @@ class Ledger(ReferenceData, Application[UUID]):
             context = _context(command, meta, document_id)
             workspace = Workspace(self.repository.get, context.recorded_at)
             try:
-                lines = decide(command, workspace, context)
+                body = decide(command, workspace, context)
             except LedgerError:
                 # A retry may have been decided against the state its own original command
                 # left behind (e.g. the stock it already took): answer as the original did.
@@ -127,7 +130,7 @@ class Ledger(ReferenceData, Application[UUID]):
                 if replayed is not None:
                     return replayed
                 raise
-            result = {"document_id": document_id, "lines": lines}
+            result = {"document_id": document_id, **body}
             changed = workspace.changed()
             if meta.idempotency_key is not None:
                 changed.append(CommandRecord.record(
@@ -139,7 +142,7 @@ class Ledger(ReferenceData, Application[UUID]):
                 if replayed is not None:
                     return replayed
                 continue
-            return CommandResult(document_id, position, lines)
+            return CommandResult(document_id, position, body.get("lines", []), data=result)
         raise ConcurrentModification(self.attempts_max)
 
     def _replay(self, meta: CommandMeta, fingerprint: str) -> CommandResult | None:
@@ -156,7 +159,7 @@ class Ledger(ReferenceData, Application[UUID]):
         position = position_of(self.recorder, record_id, 1)
         assert position is not None, "a loaded command record has a position"
         return CommandResult(record.result["document_id"], position,
-                             record.result["lines"], replayed=True)
+                             record.result.get("lines", []), replayed=True, data=record.result)
 
     # Infrastructure.
 
@@ -184,8 +187,13 @@ class Ledger(ReferenceData, Application[UUID]):
         return self.recorder.max_notification_id() or 0
 
 
-def _context(command: Receipt | Dispatch | Transfer | Count, meta: CommandMeta,
-             document_id: UUID) -> MovementContext:
+def _lines(decide: Callable[[CommandT, Workspace, MovementContext], list[dict[str, Any]]]
+           ) -> Decide[CommandT]:
+    """A document decider's lines as a command's result body."""
+    return lambda command, workspace, context: {"lines": decide(command, workspace, context)}
+
+
+def _context(command: Any, meta: CommandMeta, document_id: UUID) -> MovementContext:
     now = datetime.now(UTC)
     return MovementContext(
         document_id=document_id,
@@ -198,6 +206,7 @@ def _context(command: Receipt | Dispatch | Transfer | Count, meta: CommandMeta,
         idempotency_key=meta.idempotency_key,
         correlation_id=meta.correlation_id,
         effective_at_given=command.effective_at is not None,
+        order_id=getattr(command, "order_id", None),
     )
 
 

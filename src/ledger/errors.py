@@ -168,3 +168,45 @@ class BackdatedMovement(LedgerError):
             "effective_at": self.effective_at.isoformat(),
             "latest_effective_at": self.latest_effective_at.isoformat(),
         }
+
+
+class InvalidTransition(LedgerError):
+    """A step an order cannot take in the state it is in."""
+
+    code = "invalid_transition"
+
+    def __init__(self, order_id: str, status: str, action: str) -> None:
+        super().__init__(f"Order {order_id} is {status}: it cannot {action}.")
+        self.order_id = order_id
+        self.status = status
+        self.action = action
+
+    def facts(self) -> dict[str, object]:
+        return {"order_id": self.order_id, "status": self.status, "action": self.action}
+
+
+class OrderLimitExceeded(LedgerError):
+    """More than an order allows: over_receipt, over_return, over_invoice, over_payment."""
+
+    def __init__(self, code: str, order_id: str, line_number: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.order_id = order_id
+        self.line_number = line_number
+
+    def facts(self) -> dict[str, object]:
+        facts: dict[str, object] = {"order_id": self.order_id}
+        if self.line_number is not None:
+            facts["line_number"] = self.line_number
+        return facts
+
+
+class UnknownOrder(LedgerError):
+    code = "unknown_order"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"No order {order_id}.")
+        self.order_id = order_id
+
+    def facts(self) -> dict[str, object]:
+        return {"order_id": self.order_id}

@@ -24,6 +24,7 @@ KINDS = {
     StockBin.TransferredOut: "transferred_out",
     StockBin.TransferredIn: "transferred_in",
     StockBin.Counted: "counted",
+    StockBin.ReturnedToSupplier: "returned_to_supplier",
 }
 ZERO = Decimal(0)
 
@@ -106,5 +107,6 @@ def _flows(event: StockBin.Movement) -> tuple[Decimal, Decimal, Decimal, Decimal
         return max(quantity, ZERO), max(-quantity, ZERO), max(value, ZERO), max(-value, ZERO)
     if isinstance(event, StockBin.Received | StockBin.TransferredIn):
         return event.quantity, ZERO, event.value, ZERO
-    assert isinstance(event, StockBin.Dispatched | StockBin.TransferredOut)
+    assert isinstance(event, StockBin.Dispatched | StockBin.TransferredOut
+                      | StockBin.ReturnedToSupplier)
     return ZERO, event.quantity, ZERO, event.value

@@ -13,7 +13,7 @@ from projections.encoding import e2, e3, e6
 
 MOVEMENT_TOPICS = frozenset({
     StockBin.Received.TOPIC, StockBin.Dispatched.TOPIC, StockBin.TransferredOut.TOPIC,
-    StockBin.TransferredIn.TOPIC, StockBin.Counted.TOPIC,
+    StockBin.TransferredIn.TOPIC, StockBin.Counted.TOPIC, StockBin.ReturnedToSupplier.TOPIC,
 })
 
 

@@ -31,12 +31,15 @@ class MovementContext:
     idempotency_key: str | None = None
     correlation_id: str | None = None
     effective_at_given: bool = False
+    order_id: UUID | None = None
 
-    def event_fields(self, line_number: int) -> dict[str, Any]:
+    def event_fields(self, line_number: int, order_line: int | None = None) -> dict[str, Any]:
         """The metadata fields of a movement event for one document line."""
         return {
             "document_id": self.document_id,
             "line_number": line_number,
+            "order_id": self.order_id,
+            "order_line": order_line,
             "actor": self.actor,
             "reference": self.reference,
             "note": self.note,

@@ -23,6 +23,7 @@ from ledger.costing import (
     everything,
     layer_at,
     take,
+    take_at_cost,
     total_quantity,
     total_value,
     unit_cost_of,
@@ -60,6 +61,8 @@ class StockBin(Aggregate):
         unit_cost_after: Decimal
         document_id: UUID
         line_number: int
+        order_id: UUID | None
+        order_line: int | None
         actor: str
         effective_at: datetime
         reference: str | None
@@ -99,6 +102,12 @@ class StockBin(Aggregate):
         unit_cost: Decimal
         value: Decimal
         from_location: str
+
+    class ReturnedToSupplier(Movement):
+        TOPIC = "ledger:StockBin.ReturnedToSupplier"
+        quantity: Decimal
+        unit_cost: Decimal
+        value: Decimal
 
     class Counted(Movement):
         TOPIC = "ledger:StockBin.Counted"
@@ -145,11 +154,22 @@ class StockBin(Aggregate):
         return self.cost.quantity - self.quantity_reserved
 
     def receive(self, quantity: Decimal, unit_cost: Decimal, context: MovementContext,
-                line_number: int) -> None:
+                line_number: int, order_line: int | None = None) -> None:
         """Put `quantity` in at `unit_cost` (a receipt, 入库)."""
         layer = layer_at(quantity, unit_cost)
-        self._move(self.Received, (), (layer,), context, line_number,
+        self._move(self.Received, (), (layer,), context, line_number, order_line=order_line,
                    quantity=quantity, unit_cost=unit_cost, value=layer.value)
+
+    def return_to_supplier(self, quantity: Decimal, receipt_cost: Decimal,
+                           context: MovementContext, line_number: int,
+                           order_line: int) -> None:
+        """Take goods out back to their supplier, at the cost they came in at (退货)."""
+        if quantity > self.quantity_available:
+            raise InsufficientStock(self.sku, self.location, quantity, self.quantity_available)
+        removed = take_at_cost(self.cost, quantity, receipt_cost)
+        self._move(self.ReturnedToSupplier, removed, (), context, line_number,
+                   order_line=order_line, quantity=quantity,
+                   unit_cost=unit_cost_of(removed, receipt_cost), value=total_value(removed))
 
     def dispatch(self, quantity: Decimal, context: MovementContext, line_number: int) -> None:
         """Take `quantity` out at cost (a dispatch, 出库); refuses to go below available."""
@@ -210,7 +230,7 @@ class StockBin(Aggregate):
 
     def _move(self, event_class: type[StockBin.Movement], removed: tuple[Layer, ...],
               added: tuple[Layer, ...], context: MovementContext, line_number: int,
-              **fields: Any) -> None:
+              order_line: int | None = None, **fields: Any) -> None:
         after = apply_movement(self.cost, removed, added)
         self.trigger_event(
             event_class,
@@ -221,7 +241,7 @@ class StockBin(Aggregate):
             quantity_on_hand_after=after.quantity,
             value_after=after.value,
             unit_cost_after=after.unit_cost,
-            **context.event_fields(line_number),
+            **context.event_fields(line_number, order_line),
             **fields,
             effective_at=self._effective_at(context),
         )

@@ -1,0 +1,234 @@
+"""`PurchaseOrder` (采购订单): ordered, reviewed, received, billed, paid, returned, closed.
+
+The order keeps, per line, what was ordered, received, returned and invoiced, and for
+the whole order what was invoiced and paid; every transition checks those figures
+and refuses what is out of order. Receipts and returns move stock through the bins
+in the same `save()` (see `ledger/purchasing.py`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.errors import InvalidInput, InvalidTransition, OrderLimitExceeded
+from ledger.numbers import ZERO, ZERO_MONEY, extend, money
+
+Line = dict[str, Any]
+
+
+class PurchaseOrder(Aggregate):
+    """A purchase order and where it stands."""
+
+    TOPIC = "ledger:PurchaseOrder"
+
+    class Event(Aggregate.Event):
+        TOPIC = "ledger:PurchaseOrder.Event"
+
+    class Created(Aggregate.Created):
+        TOPIC = "ledger:PurchaseOrder.Created"
+        supplier: str
+        lines: list[Line]
+        reference: str | None
+        note: str | None
+        actor: str
+
+    class Reviewed(Event):
+        TOPIC = "ledger:PurchaseOrder.Reviewed"
+        approved: bool
+        reviewer: str
+        reason: str | None
+
+        def apply(self, order: PurchaseOrder) -> None:
+            order.review_outcome = "approved" if self.approved else "rejected"
+
+    class GoodsReceived(Event):
+        TOPIC = "ledger:PurchaseOrder.GoodsReceived"
+        document_id: UUID
+        lines: list[Line]
+        actor: str
+        effective_at: datetime
+
+        def apply(self, order: PurchaseOrder) -> None:
+            order.add("received", self.lines)
+
+    class GoodsReturned(Event):
+        TOPIC = "ledger:PurchaseOrder.GoodsReturned"
+        document_id: UUID
+        lines: list[Line]
+        reason: str
+        actor: str
+        effective_at: datetime
+
+        def apply(self, order: PurchaseOrder) -> None:
+            order.add("returned", self.lines)
+
+    class Invoiced(Event):
+        TOPIC = "ledger:PurchaseOrder.Invoiced"
+        invoice_number: str
+        lines: list[Line]
+        amount: Decimal
+        tax: Decimal
+        total: Decimal
+        actor: str
+
+        def apply(self, order: PurchaseOrder) -> None:
+            order.add("invoiced", self.lines)
+            order.invoiced_total += self.total
+
+    class Paid(Event):
+        TOPIC = "ledger:PurchaseOrder.Paid"
+        payment_id: UUID
+        amount: Decimal
+        reference: str | None
+        actor: str
+
+        def apply(self, order: PurchaseOrder) -> None:
+            order.paid += self.amount
+
+    class Ended(Event):
+        TOPIC = "ledger:PurchaseOrder.Ended"
+        outcome: str
+        reason: str | None
+        actor: str
+
+        def apply(self, order: PurchaseOrder) -> None:
+            order.ended = self.outcome
+
+    def __init__(self, supplier: str, lines: list[Line], reference: str | None,
+                 note: str | None) -> None:
+        self.supplier = supplier
+        self.reference = reference
+        self.note = note
+        self.lines = {int(line["line_number"]): {**line, "received": ZERO, "returned": ZERO,
+                                                 "invoiced": ZERO} for line in lines}
+        self.review_outcome: str | None = None
+        self.invoiced_total = ZERO_MONEY
+        self.paid = ZERO_MONEY
+        self.ended: str | None = None
+
+    @classmethod
+    def create(cls, order_id: UUID, supplier: str, lines: list[Line], reference: str | None,
+               note: str | None, actor: str, at: datetime) -> PurchaseOrder:
+        return cls._create(cls.Created, id=order_id, timestamp=at, supplier=supplier,
+                           lines=lines, reference=reference, note=note, actor=actor)
+
+    def add(self, figure: str, lines: list[Line]) -> None:
+        """Add recorded per-line quantities to a figure (received, returned, invoiced)."""
+        for line in lines:
+            held = self.lines[int(line["line_number"])]
+            held[figure] = held[figure] + line["quantity"]
+
+    @property
+    def status(self) -> str:
+        """Where the order stands, from its recorded figures."""
+        if self.ended or self.review_outcome == "rejected":
+            return self.ended or "rejected"
+        if self.review_outcome is None:
+            return "pending_review"
+        received = sum((line["received"] for line in self.lines.values()), ZERO)
+        if received == ZERO:
+            return "approved"
+        if any(line["received"] < line["quantity"] for line in self.lines.values()):
+            return "partially_received"
+        if self.invoiced_total > ZERO and self.paid >= self.invoiced_total:
+            return "paid"
+        return "invoiced" if self.invoiced_total > ZERO else "received"
+
+    @property
+    def outstanding(self) -> Decimal:
+        return self.invoiced_total - self.paid
+
+    def require(self, action: str, *allowed: str) -> None:
+        """Refuse `action` unless the order stands in one of `allowed`."""
+        if self.status not in allowed:
+            raise InvalidTransition(str(self.id), self.status, action)
+
+    def line(self, line_number: int) -> Line:
+        if line_number not in self.lines:
+            raise InvalidInput(f"Purchase order {self.id} has no line {line_number}.", "lines")
+        return self.lines[line_number]
+
+    def review(self, approved: bool, reviewer: str, reason: str | None) -> None:
+        """Approve or reject (订单审核); only an order pending review."""
+        self.require("approve" if approved else "reject", "pending_review")
+        self.trigger_event(self.Reviewed, approved=approved, reviewer=reviewer, reason=reason)
+
+    def receive(self, quantities: dict[int, Decimal], tolerance: Decimal, document_id: UUID,
+                actor: str, at: datetime) -> list[Line]:
+        """Receive goods against lines, within the over-receipt tolerance; returns the lines."""
+        self.require("receive", "approved", "partially_received", "received", "invoiced",
+                     "paid")
+        lines = []
+        for number, quantity in quantities.items():
+            held = self.line(number)
+            allowed = held["quantity"] * (1 + tolerance) - held["received"]
+            if quantity > allowed:
+                raise OrderLimitExceeded("over_receipt", str(self.id), number,
+                                         f"Line {number} may receive at most {allowed} more.")
+            lines.append({"line_number": number, "sku": held["sku"],
+                          "location": held["location"], "quantity": quantity,
+                          "unit_cost": held["unit_price"],
+                          "value": extend(quantity, held["unit_price"])})
+        self.trigger_event(self.GoodsReceived, document_id=document_id, lines=lines,
+                           actor=actor, effective_at=at)
+        return lines
+
+    def return_goods(self, quantities: dict[int, Decimal], reason: str, document_id: UUID,
+                     actor: str, at: datetime) -> list[Line]:
+        """Return received goods to the supplier (at the cost they came in at)."""
+        self.require("return", "partially_received", "received", "invoiced", "paid", "closed")
+        lines = []
+        for number, quantity in quantities.items():
+            held = self.line(number)
+            if quantity > held["received"] - held["returned"]:
+                raise OrderLimitExceeded("over_return", str(self.id), number,
+                                         f"Line {number} has {held['received'] - held['returned']}"
+                                         " received and not yet returned.")
+            lines.append({"line_number": number, "sku": held["sku"],
+                          "location": held["location"], "quantity": quantity,
+                          "unit_cost": held["unit_price"]})
+        self.trigger_event(self.GoodsReturned, document_id=document_id, lines=lines,
+                           reason=reason, actor=actor, effective_at=at)
+        return lines
+
+    def invoice(self, invoice_number: str, lines: list[Line], actor: str) -> None:
+        """Record the supplier's invoice: never more than was received and kept, per line."""
+        self.require("invoice", "partially_received", "received", "invoiced", "paid", "closed")
+        billed = []
+        for line in lines:
+            held = self.line(line["line_number"])
+            billable = held["received"] - held["returned"] - held["invoiced"]
+            if line["quantity"] > billable:
+                raise OrderLimitExceeded("over_invoice", str(self.id), line["line_number"],
+                                         f"Line {line['line_number']} has {billable} to bill.")
+            amount = extend(line["quantity"], line["unit_price"])
+            tax = money(amount * line["tax_rate"])
+            billed.append({**line, "amount": amount, "tax": tax})
+        amount = sum((line["amount"] for line in billed), ZERO_MONEY)
+        tax = sum((line["tax"] for line in billed), ZERO_MONEY)
+        self.trigger_event(self.Invoiced, invoice_number=invoice_number, lines=billed,
+                           amount=amount, tax=tax, total=amount + tax, actor=actor)
+
+    def pay(self, amount: Decimal, payment_id: UUID, reference: str | None,
+            actor: str) -> None:
+        """Pay the supplier: never more than is owed on the invoices."""
+        self.require("pay", "invoiced", "partially_received", "received", "closed")
+        if amount > self.outstanding:
+            raise OrderLimitExceeded("over_payment", str(self.id), None,
+                                     f"Only {self.outstanding} is owed.")
+        self.trigger_event(self.Paid, payment_id=payment_id, amount=amount,
+                           reference=reference, actor=actor)
+
+    def end(self, outcome: str, reason: str | None, actor: str) -> None:
+        """Cancel (what was not received is no longer expected) or close the order."""
+        if outcome == "cancelled":
+            self.require("cancel", "pending_review", "approved", "partially_received")
+        else:
+            self.require("close", "approved", "partially_received", "received", "invoiced",
+                         "paid")
+        self.trigger_event(self.Ended, outcome=outcome, reason=reason, actor=actor)
