@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -40,12 +41,14 @@ from ledger.domain.identity import (
 from ledger.domain.item import Item
 from ledger.domain.location import Location
 from ledger.domain.party import Party
+from ledger.domain.purchase_order import PurchaseOrder
 from ledger.domain.stock_bin import StockBin
 from ledger.errors import (
     ConcurrentModification,
     IdempotencyConflict,
     LedgerError,
 )
+from ledger.purchase_orders import PurchaseOrders
 from ledger.reference import ReferenceData
 from ledger.store import position_of
 from ledger.transcodings import LayerAsDict
@@ -53,7 +56,8 @@ from ledger.workspace import Workspace
 
 CommandT = TypeVar("CommandT")
 Decide = Callable[[CommandT, Workspace, MovementContext], dict[str, Any]]
-AggregateT = TypeVar("AggregateT", Item, Location, Party, StockBin, CommandRecord)
+AggregateT = TypeVar("AggregateT", Item, Location, Party, StockBin, CommandRecord,
+                     PurchaseOrder)
 COMMAND_ATTEMPTS_MAX = 32
 
 
@@ -68,15 +72,17 @@ class CommandResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class Ledger(ReferenceData, Application[UUID]):
+class Ledger(ReferenceData, PurchaseOrders, Application[UUID]):
     """Items, locations and stock movements, on the `eventsourcing` event store."""
 
     name = "ledger"
 
     def __init__(self, env: Mapping[str, str] | None = None,
-                 attempts_max: int = COMMAND_ATTEMPTS_MAX) -> None:
+                 attempts_max: int = COMMAND_ATTEMPTS_MAX,
+                 over_receipt_tolerance: Decimal = Decimal(0)) -> None:
         super().__init__(env)
         self.attempts_max = attempts_max
+        self.over_receipt_tolerance = over_receipt_tolerance
         self.on_recorded: list[Callable[[], None]] = []
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

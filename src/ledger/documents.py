@@ -20,7 +20,7 @@ from ledger.workspace import Workspace
 Line = dict[str, Any]
 
 
-def _movement_line(stock_bin: StockBin) -> Line:
+def movement_line(stock_bin: StockBin) -> Line:
     event = stock_bin.pending_events[-1]
     assert isinstance(event, StockBin.Movement)
     return {
@@ -40,7 +40,7 @@ def decide_receipt(receipt: Receipt, workspace: Workspace, context: MovementCont
     for number, line in enumerate(receipt.lines, start=1):
         stock_bin = workspace.bin(line.sku, receipt.location)
         stock_bin.receive(line.quantity, line.unit_cost, context, number)
-        lines.append(_movement_line(stock_bin))
+        lines.append(movement_line(stock_bin))
     return lines
 
 
@@ -59,7 +59,7 @@ def decide_dispatch(dispatch: Dispatch, workspace: Workspace,
     for number, line in enumerate(dispatch.lines, start=1):
         stock_bin = _bin_to_take_from(workspace, line.sku, dispatch.location, line.quantity)
         stock_bin.dispatch(line.quantity, context, number)
-        lines.append(_movement_line(stock_bin))
+        lines.append(movement_line(stock_bin))
     return lines
 
 
@@ -71,7 +71,7 @@ def decide_transfer(transfer: Transfer, workspace: Workspace,
     for number, line in enumerate(transfer.lines, start=1):
         source = _bin_to_take_from(workspace, line.sku, transfer.from_location, line.quantity)
         layers = source.transfer_out(line.quantity, transfer.to_location, context, number)
-        result = _movement_line(source)
+        result = movement_line(source)
         destination = workspace.bin(line.sku, transfer.to_location)
         destination.transfer_in(layers, transfer.from_location, context, number)
         result["to_location"] = destination.location
@@ -89,7 +89,7 @@ def decide_count(count: Count, workspace: Workspace, context: MovementContext) -
         stock_bin.count(line.counted_quantity, line.unit_cost, context, number)
         event = stock_bin.pending_events[-1]
         assert isinstance(event, StockBin.Counted)
-        result = _movement_line(stock_bin)
+        result = movement_line(stock_bin)
         result.update(
             counted_quantity=event.quantity_counted,
             quantity=event.quantity_difference,

@@ -14,11 +14,13 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from ledger.domain.identity import bin_id, item_id, location_id
+from ledger.domain.identity import bin_id, item_id, location_id, party_id
 from ledger.domain.item import Item
 from ledger.domain.location import Location
+from ledger.domain.party import Party
+from ledger.domain.purchase_order import PurchaseOrder
 from ledger.domain.stock_bin import StockBin
-from ledger.errors import UnknownItem, UnknownLocation
+from ledger.errors import UnknownItem, UnknownLocation, UnknownOrder, UnknownParty
 
 Loader = Callable[[UUID], Aggregate]
 
@@ -68,6 +70,23 @@ class Workspace:
             stock_bin = StockBin.open(sku, location, self.item(sku).valuation_method, self._now)
             self._loaded[stock_bin.id] = stock_bin
         return stock_bin
+
+    def party(self, code: str) -> Party:
+        party = self._get(party_id(code))
+        if party is None:
+            raise UnknownParty(code)
+        assert isinstance(party, Party)
+        return party
+
+    def purchase_order(self, order_id: UUID) -> PurchaseOrder:
+        order = self._get(order_id)
+        if not isinstance(order, PurchaseOrder):
+            raise UnknownOrder(str(order_id))
+        return order
+
+    def add(self, aggregate: Aggregate) -> None:
+        """A new aggregate the command created (saved with the rest)."""
+        self._loaded[aggregate.id] = aggregate
 
     def changed(self) -> list[Aggregate]:
         """Aggregates with events to save, in the order they were first loaded."""
