@@ -17,6 +17,7 @@ from api.routers import (
     health,
     parties,
     projections,
+    purchase_orders,
     reference,
     stock,
 )
@@ -47,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = Ledger(event_store_environment(settings),
-                        attempts_max=settings.command_attempts_max)
+                        attempts_max=settings.command_attempts_max,
+                        over_receipt_tolerance=settings.over_receipt_tolerance)
         read_models = ReadModels.open(read_models_url(settings))
         embedded = _start_embedded(settings, ledger, read_models)
         app.state.ledger = ledger
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(reference.router)
     app.include_router(parties.router)
+    app.include_router(purchase_orders.router)
     app.include_router(documents.router)
     app.include_router(stock.router)
     app.include_router(alerts.router)

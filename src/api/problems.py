@@ -21,6 +21,9 @@ STATUS_BY_ERROR: dict[type[errors.LedgerError], int] = {
     errors.IdempotencyConflict: 409,
     errors.ImmutableField: 409,
     errors.ConcurrentModification: 409,
+    errors.InvalidTransition: 409,
+    errors.OrderLimitExceeded: 409,
+    errors.UnknownOrder: 404,
     errors.UnknownItem: 422,
     errors.UnknownLocation: 422,
     errors.UnknownParty: 422,
@@ -76,14 +79,15 @@ def not_found(error: errors.LedgerError) -> ApiProblem:
     return ApiProblem(404, error.code, error.detail, **error.facts())
 
 
-def problem(status: int, code: str, detail: str, **facts: Any) -> JSONResponse:
+def problem(status: int, code: str, detail: str, /, **facts: Any) -> JSONResponse:
+    """An RFC 9457 response; facts add members but never replace the standard ones."""
     body = {
+        **facts,
         "type": f"/problems/{code}",
         "title": code.replace("_", " ").capitalize(),
         "status": status,
         "detail": detail,
         "code": code,
-        **facts,
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)

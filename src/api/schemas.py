@@ -276,3 +276,89 @@ class DigestOut(BaseModel):
     position: int
     hash: str
     algorithm: Literal["sha256-chain-v1"] = "sha256-chain-v1"
+
+
+class PurchaseLineIn(Request):
+    sku: Code
+    location: Code
+    quantity: Dec
+    unit_price: Dec
+
+
+class PurchaseOrderIn(Request):
+    supplier: Code
+    lines: list[PurchaseLineIn] = Lines
+    reference: Text | None = None
+    note: Text | None = None
+
+
+class ReviewIn(Request):
+    reason: Text | None = None
+
+
+class OrderLineQuantityIn(Request):
+    line_number: Annotated[int, Field(ge=1, le=1000)]
+    quantity: Dec
+
+
+class OrderQuantitiesIn(Request):
+    lines: list[OrderLineQuantityIn] = Lines
+    reference: Text | None = None
+    note: Text | None = None
+    reason: Text | None = None
+    effective_at: AwareDatetime | None = None
+
+
+class InvoiceLineIn(Request):
+    line_number: Annotated[int, Field(ge=1, le=1000)]
+    quantity: Dec
+    unit_price: Dec | None = None
+    tax_rate: Dec = Decimal(0)
+
+
+class InvoiceIn(Request):
+    invoice_number: Text
+    lines: list[InvoiceLineIn] = Lines
+
+
+class PaymentIn(Request):
+    amount: Dec
+    reference: Text | None = None
+
+
+class OrderCommandOut(BaseModel):
+    document_id: UUID
+    position: int
+    order_id: UUID
+    status: str
+    outstanding: Decimal | None = None
+    lines: list[LineOut] | None = None
+
+
+class PurchaseOrderLineOut(BaseModel):
+    line_number: int
+    sku: str
+    location: str
+    quantity: Decimal
+    unit_price: Decimal
+    received: Decimal
+    returned: Decimal
+    invoiced: Decimal
+
+
+class PurchaseOrderOut(BaseModel):
+    order_id: str
+    supplier: str
+    status: str
+    reference: str | None
+    lines: list[PurchaseOrderLineOut]
+    invoiced_total: Decimal
+    paid: Decimal
+    outstanding: Decimal
+    version: int
+
+
+class PurchaseOrderPage(BaseModel):
+    items: list[PurchaseOrderOut]
+    position: int
+    next_cursor: str | None

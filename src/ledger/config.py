@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -31,6 +32,7 @@ class Settings:
     request_body_bytes_max: int = 1024 * 1024
     read_wait_seconds: float = 5.0
     create_tables: bool = True
+    over_receipt_tolerance: Decimal = Decimal(0)
     command_attempts_max: int = 32
 
     @classmethod
@@ -43,6 +45,7 @@ class Settings:
             api_keys=env.get("LEDGER_API_KEYS", ""),
             request_body_bytes_max=int(env.get("LEDGER_REQUEST_BODY_BYTES_MAX", 1024 * 1024)),
             read_wait_seconds=float(env.get("LEDGER_READ_WAIT_SECONDS", 5.0)),
+            over_receipt_tolerance=Decimal(env.get("LEDGER_OVER_RECEIPT_TOLERANCE", "0")),
             create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",
                                                                                   "no"),
         )

@@ -182,7 +182,7 @@ class InvalidTransition(LedgerError):
         self.action = action
 
     def facts(self) -> dict[str, object]:
-        return {"order_id": self.order_id, "status": self.status, "action": self.action}
+        return {"order_id": self.order_id, "order_status": self.status, "action": self.action}
 
 
 class OrderLimitExceeded(LedgerError):

@@ -79,7 +79,8 @@ class Quantities(OrderStep):
 @dataclass(frozen=True, kw_only=True)
 class Invoice(OrderStep):
     invoice_number: str
-    lines: tuple[tuple[int, Decimal, Decimal, Decimal], ...]  # line, quantity, price, tax rate
+    # line number, quantity, unit price (None: the order's price), tax rate
+    lines: tuple[tuple[int, Decimal, Decimal | None, Decimal], ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +126,8 @@ def checked_invoice(command: Invoice) -> Invoice:
             raise InvalidInput("tax_rate is a fraction from 0 to 1 with at most 4 places.",
                                f"lines[{n}].tax_rate")
         lines.append((number, checked_quantity(quantity, f"lines[{n}].quantity"),
-                      checked_unit_cost(price, f"lines[{n}].unit_price"), rate))
+                      None if price is None else checked_unit_cost(price, f"lines[{n}].unit_price"),
+                      rate))
     return replace(command, invoice_number=invoice_number, lines=tuple(lines))
 
 
@@ -205,7 +207,8 @@ def decide_invoice(command: Invoice, workspace: Workspace,
                    context: MovementContext) -> dict[str, Any]:
     order = workspace.purchase_order(command.order_id)
     order.invoice(command.invoice_number, [
-        {"line_number": number, "quantity": quantity, "unit_price": price, "tax_rate": rate}
+        {"line_number": number, "quantity": quantity, "tax_rate": rate,
+         "unit_price": order.line(number)["unit_price"] if price is None else price}
         for number, quantity, price, rate in command.lines], context.actor)
     return {**_status(order), "outstanding": order.outstanding}
 

@@ -139,3 +139,24 @@ def audit_entry(connection: Connection, audit: Projection, generation: int,
         statement = statement.where(table.c.position == position)
     found = connection.execute(statement).mappings().first()
     return None if found is None else dict(found)
+
+
+def purchase_orders(connection: Connection, orders: Projection, generation: int, *,
+                    status: str | None, supplier: str | None, after: int, limit: int) -> Page:
+    """Purchase orders in creation order, optionally by status or supplier."""
+    table = orders.tables(generation)["purchase_orders"]
+    statement = (select(table).where(table.c.created_position > after)
+                 .order_by(table.c.created_position))
+    if status is not None:
+        statement = statement.where(table.c.status == status)
+    if supplier is not None:
+        statement = statement.where(table.c.supplier == supplier)
+    return _page(connection, statement, limit)
+
+
+def purchase_order(connection: Connection, orders: Projection, generation: int,
+                   order_id: str) -> Row | None:
+    table = orders.tables(generation)["purchase_orders"]
+    found = connection.execute(select(table).where(table.c.order_id == order_id)).mappings()
+    row = found.first()
+    return None if row is None else dict(row)

@@ -9,16 +9,17 @@ from projections.audit_log import AuditLogProjection
 from projections.base import Projection
 from projections.items import ItemsProjection
 from projections.locations import LocationsProjection
+from projections.purchase_orders import PurchaseOrdersProjection
 from projections.stock_card import StockCardProjection
 from projections.stock_levels import StockLevelsProjection
 
-NAMES = ("items", "locations", "stock_levels", "stock_card", "audit_log")
+NAMES = ("items", "locations", "stock_levels", "stock_card", "audit_log", "purchase_orders")
 
 
 def all_projections() -> list[Projection]:
     """Fresh instances of every projection, in a fixed order."""
     return [ItemsProjection(), LocationsProjection(), StockLevelsProjection(),
-            StockCardProjection(), AuditLogProjection()]
+            StockCardProjection(), AuditLogProjection(), PurchaseOrdersProjection()]
 
 
 def select(names: Sequence[str]) -> list[Projection]:

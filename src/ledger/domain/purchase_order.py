@@ -126,18 +126,8 @@ class PurchaseOrder(Aggregate):
     @property
     def status(self) -> str:
         """Where the order stands, from its recorded figures."""
-        if self.ended or self.review_outcome == "rejected":
-            return self.ended or "rejected"
-        if self.review_outcome is None:
-            return "pending_review"
-        received = sum((line["received"] for line in self.lines.values()), ZERO)
-        if received == ZERO:
-            return "approved"
-        if any(line["received"] < line["quantity"] for line in self.lines.values()):
-            return "partially_received"
-        if self.invoiced_total > ZERO and self.paid >= self.invoiced_total:
-            return "paid"
-        return "invoiced" if self.invoiced_total > ZERO else "received"
+        return purchase_status(self.review_outcome, self.ended, list(self.lines.values()),
+                               self.invoiced_total, self.paid)
 
     @property
     def outstanding(self) -> Decimal:
@@ -232,3 +222,20 @@ class PurchaseOrder(Aggregate):
             self.require("close", "approved", "partially_received", "received", "invoiced",
                          "paid")
         self.trigger_event(self.Ended, outcome=outcome, reason=reason, actor=actor)
+
+
+def purchase_status(review: str | None, ended: str | None, lines: list[Line],
+                    invoiced_total: Decimal, paid: Decimal) -> str:
+    """A purchase order's status from its figures (shared with the order read model)."""
+    if ended or review == "rejected":
+        return ended or "rejected"
+    if review is None:
+        return "pending_review"
+    received = sum((Decimal(line["received"]) for line in lines), ZERO)
+    if received == ZERO:
+        return "approved"
+    if any(Decimal(line["received"]) < Decimal(line["quantity"]) for line in lines):
+        return "partially_received"
+    if invoiced_total > ZERO and paid >= invoiced_total:
+        return "paid"
+    return "invoiced" if invoiced_total > ZERO else "received"
