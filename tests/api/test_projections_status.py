@@ -10,7 +10,9 @@ import pytest
 from api_support import FIFO_SKU, STORE, WAREHOUSE, Body, assert_problem, seed
 from read_support import AUDITOR, READ_WAIT_SECONDS, ReadApi, serving_reads
 
-NAMES = ["items", "locations", "stock_levels", "stock_card"]
+from projections import registry
+
+NAMES = list(registry.NAMES)
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # The projection runner idles up to 5 s between polls; stopping must cut that short.
 STOP_SECONDS_MAX = 2.0
