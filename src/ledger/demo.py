@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+from ledger import purchasing as p
 from ledger.application import Ledger
 from ledger.commands import (
     Count,
@@ -22,6 +24,7 @@ from ledger.commands import (
 )
 from ledger.domain.context import CommandMeta
 from ledger.domain.item import ItemDetails
+from ledger.domain.party import PartyDetails
 
 ACTOR = "demo-loader"
 ITEMS = {
@@ -30,6 +33,11 @@ ITEMS = {
     "POT-003": ItemDetails("Clay teapot", "ea", "fifo", Decimal("5")),
 }
 LOCATIONS = {"SH-WH1": "Shanghai main warehouse", "BJ-WH2": "Beijing warehouse"}
+PARTIES = {
+    "HZ-TEA": PartyDetails("Hangzhou Tea Co.", ("supplier",)),
+    "JDZ-PORC": PartyDetails("Jingdezhen Porcelain Works", ("supplier",)),
+    "BJ-SHOP": PartyDetails("Beijing Teahouse", ("customer",), Decimal("20000")),
+}
 
 
 def _at(day: int, hour: int) -> datetime:
@@ -47,8 +55,54 @@ def load(ledger: Ledger) -> int:
         appended += ledger.register_item(sku, details, CommandMeta(ACTOR)).changed
     for code, name in LOCATIONS.items():
         appended += ledger.register_location(code, name, CommandMeta(ACTOR)).changed
+    for code, party in PARTIES.items():
+        appended += ledger.register_party(code, party, CommandMeta(ACTOR)).changed
     for key, run in _documents(ledger):
         appended += not run(_meta(key)).replayed
+    return appended + _purchase_orders(ledger)
+
+
+def _purchase_orders(ledger: Ledger) -> int:
+    """Purchase orders in several states: pending, approved, partly received, paid, cancelled."""
+    d, appended = Decimal, 0
+
+    def run(key: str, step: Any) -> Any:
+        nonlocal appended
+        result = step(_meta(key))
+        appended += not result.replayed
+        return result
+
+    def order(key: str, supplier: str, sku: str, quantity: str, price: str) -> Any:
+        line = p.OrderLine(sku, "SH-WH1", d(quantity), d(price))
+        created = run(key, lambda meta: ledger.create_purchase_order(
+            p.CreateOrder(supplier=supplier, reference=key.upper(), lines=(line,)), meta))
+        return created.document_id
+
+    order("po-1-pending", "HZ-TEA", "TEA-001", "80", "12.80")
+    approved = order("po-2-approved", "JDZ-PORC", "CUP-002", "300", "3.40")
+    run("po-2-approve", lambda m: ledger.review_purchase_order(
+        p.Review(order_id=approved, approved=True), m))
+    partial = order("po-3-partial", "HZ-TEA", "TEA-001", "60", "12.90")
+    run("po-3-approve", lambda m: ledger.review_purchase_order(
+        p.Review(order_id=partial, approved=True), m))
+    run("po-3-receipt", lambda m: ledger.receive_purchase_order(p.Quantities(
+        order_id=partial, effective_at=_at(6, 9), quantities=((1, d("40")),)), m))
+    paid = order("po-4-paid", "JDZ-PORC", "POT-003", "10", "47.50")
+    for key, step in (
+        ("po-4-approve", lambda m: ledger.review_purchase_order(
+            p.Review(order_id=paid, approved=True), m)),
+        ("po-4-receipt", lambda m: ledger.receive_purchase_order(p.Quantities(
+            order_id=paid, effective_at=_at(7, 9), quantities=((1, d("10")),)), m)),
+        ("po-4-invoice", lambda m: ledger.invoice_purchase_order(p.Invoice(
+            order_id=paid, invoice_number="JDZ-INV-0307", lines=((1, d("10"), None, d("0.13")),)),
+            m)),
+        ("po-4-payment", lambda m: ledger.pay_purchase_order(
+            p.Payment(order_id=paid, amount=d("536.75")), m)),
+    ):
+        run(key, step)
+    cancelled = order("po-5-cancelled", "HZ-TEA", "TEA-001", "20", "13.00")
+    run("po-5-cancel", lambda m: ledger.end_purchase_order(
+        p.End(order_id=cancelled, outcome="cancelled", reason="supplier out of stock"), m))
     return appended
 
 
