@@ -7,6 +7,7 @@ returns, the bins) in a workspace, and saved as one transaction through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from ledger.documents import movement_line
 from ledger.domain.context import MovementContext
 from ledger.domain.identity import check_code
 from ledger.domain.purchase_order import PurchaseOrder
+from ledger.domain.stock_bin import StockBin
 from ledger.errors import InvalidInput
 from ledger.numbers import ZERO, money, places
 from ledger.workspace import Workspace
@@ -177,13 +179,12 @@ def receiving(tolerance: Decimal) -> Decide[Quantities]:
         order = workspace.purchase_order(command.order_id)
         lines = order.receive(dict(command.quantities), tolerance, context.document_id,
                               context.actor, context.effective_at)
-        movements = []
-        for number, line in enumerate(lines, start=1):
-            stock_bin = workspace.bin(line["sku"], line["location"])
+
+        def receive(stock_bin: StockBin, line: dict[str, Any], number: int) -> None:
             stock_bin.receive(line["quantity"], line["unit_cost"], context, number,
                               order_line=line["line_number"])
-            movements.append(movement_line(stock_bin))
-        return {**_status(order), "lines": movements}
+
+        return {**_status(order), "lines": _move_stock(workspace, lines, receive)}
 
     return decide
 
@@ -194,13 +195,23 @@ def decide_return(command: Quantities, workspace: Workspace,
     reason = command.reason or "returned to supplier"
     lines = order.return_goods(dict(command.quantities), reason, context.document_id,
                                context.actor, context.effective_at)
-    movements = []
-    for number, line in enumerate(lines, start=1):
-        stock_bin = workspace.bin(line["sku"], line["location"])
+
+    def give_back(stock_bin: StockBin, line: dict[str, Any], number: int) -> None:
         stock_bin.return_to_supplier(line["quantity"], line["unit_cost"], context, number,
                                      order_line=line["line_number"])
-        movements.append(movement_line(stock_bin))
-    return {**_status(order), "lines": movements}
+
+    return {**_status(order), "lines": _move_stock(workspace, lines, give_back)}
+
+
+def _move_stock(workspace: Workspace, lines: list[dict[str, Any]],
+                move: Callable[[StockBin, dict[str, Any], int], None]) -> list[dict[str, Any]]:
+    """Move each order line's stock on its bin; the recorded document lines."""
+    moved = []
+    for number, line in enumerate(lines, start=1):
+        stock_bin = workspace.bin(line["sku"], line["location"])
+        move(stock_bin, line, number)
+        moved.append(movement_line(stock_bin))
+    return moved
 
 
 def decide_invoice(command: Invoice, workspace: Workspace,
