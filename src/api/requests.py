@@ -122,7 +122,7 @@ class LedgerRoute(APIRoute):
             # Who is asking is settled before the body is read: an anonymous caller gets 401,
             # not a verdict on its body.
             if self.path != "/health":
-                authenticate(request)
+                request.state.principal = authenticate(request)
             if request.method in BODY_METHODS:
                 _check_media_type(request.headers.get("content-type"))
             return await handler(LedgerRequest(request.scope, request.receive))

@@ -52,6 +52,8 @@ def get_events(request: Request, read_models: ReadModelsDep, ledger: LedgerDep, 
     """The global event stream in log order (record time for `from`/`to`)."""
     check_instant(start, "from")
     check_instant(end, "to")
+    if start is not None and end is not None and end < start:
+        raise ApiProblem(422, "validation_error", "`to` is earlier than `from`.", field="to")
     key = cursors.decode(cursor, (int,))
     topic = None if type is None else (type if ":" in type else f"ledger:{type}")
     states = read_models.wait(["audit_log"], min_position, wait_seconds(request))
@@ -82,10 +84,13 @@ def get_event(request: Request, position: Position, read_models: ReadModelsDep,
 
 
 @router.get("/audit/digest", response_model=DigestOut, responses=PROBLEMS)
-def get_digest(request: Request, read_models: ReadModelsDep, _: Reader,
+def get_digest(request: Request, read_models: ReadModelsDep, ledger: LedgerDep, _: Reader,
                position: Annotated[int | None, Query(ge=1, le=2**62)] = None,
                min_position: MinPosition = 0) -> DigestOut:
     """The chain's head (position, hash), or its link at `position`: keep it outside."""
+    if position is not None and position > ledger.head_position():
+        raise ApiProblem(404, "unknown_event", f"No event at position {position}.",
+                         position=position)
     states = read_models.wait(["audit_log"], max(min_position, position or 0),
                               wait_seconds(request))
     with read_models.database.reader.connect() as connection:
