@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, Repository
 
 from ledger import purchasing as p
 from ledger.commands import checked_text
@@ -29,7 +29,7 @@ class PurchaseOrders:
         def _execute(self, kind: str, command: CommandT, meta: CommandMeta,
                      decide: Decide[CommandT]) -> CommandResult: ...
 
-        def _load(self, aggregate_id: UUID, kind: type[Any]) -> Any: ...
+        repository: Repository[UUID]
 
     def create_purchase_order(self, command: p.CreateOrder, meta: CommandMeta) -> CommandResult:
         return self._execute("purchase_order", p.checked_order(command), meta, p.decide_create)
@@ -62,7 +62,7 @@ class PurchaseOrders:
 
     def purchase_order(self, order_id: UUID) -> PurchaseOrder:
         try:
-            order = self._load(order_id, PurchaseOrder)
+            order: object = self.repository.get(order_id)
         except AggregateNotFoundError:
             raise UnknownOrder(str(order_id)) from None
         if not isinstance(order, PurchaseOrder):

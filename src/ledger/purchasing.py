@@ -122,6 +122,9 @@ def checked_invoice(command: Invoice) -> Invoice:
     invoice_number = checked_text(command.invoice_number, "invoice_number", required=True)
     assert invoice_number is not None
     checked_lines(len(command.lines))
+    numbers = [line[0] for line in command.lines]
+    if len(set(numbers)) != len(numbers):
+        raise InvalidInput("Name each order line once.", "lines")
     lines = []
     for n, (number, quantity, price, rate) in enumerate(command.lines):
         if not rate.is_finite() or rate < ZERO or rate > TAX_RATE_MAX or places(rate) > 4:
