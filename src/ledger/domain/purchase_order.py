@@ -175,10 +175,13 @@ class PurchaseOrder(Aggregate):
         lines = []
         for number, quantity in quantities.items():
             held = self.line(number)
-            if quantity > held["received"] - held["returned"]:
+            # Goods already billed go back with the supplier's credit note, which the finance
+            # issue brings; until then only received goods not yet invoiced can be returned.
+            returnable = held["received"] - held["returned"] - held["invoiced"]
+            if quantity > returnable:
                 raise OrderLimitExceeded("over_return", str(self.id), number,
-                                         f"Line {number} has {held['received'] - held['returned']}"
-                                         " received and not yet returned.")
+                                         f"Line {number} has {returnable} received, kept and "
+                                         "not yet invoiced to return.")
             lines.append({"line_number": number, "sku": held["sku"],
                           "location": held["location"], "quantity": quantity,
                           "unit_cost": held["unit_price"]})
