@@ -44,7 +44,8 @@ class Settings:
             projections=env.get("LEDGER_PROJECTIONS") or "embedded",
             api_keys=env.get("LEDGER_API_KEYS", ""),
             request_body_bytes_max=int(env.get("LEDGER_REQUEST_BODY_BYTES_MAX", 1024 * 1024)),
-            read_wait_seconds=float(env.get("LEDGER_READ_WAIT_SECONDS", 5.0)),
+            # A duration, not money. float-ok
+            read_wait_seconds=float(env.get("LEDGER_READ_WAIT_SECONDS", 5.0)),  # float-ok
             over_receipt_tolerance=Decimal(env.get("LEDGER_OVER_RECEIPT_TOLERANCE", "0")),
             create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",
                                                                                   "no"),

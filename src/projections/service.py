@@ -8,8 +8,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+import psycopg
+from eventsourcing.persistence import ApplicationRecorder, Mapper, PersistenceError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from projections import state
 from projections.database import ReadDatabase, connect
@@ -124,9 +126,10 @@ class EmbeddedRunner:
         while not self.stop_event.is_set():
             try:
                 self.runner.run(self.stop_event, self.waiter.wait, self.idle_seconds)
-            except Exception:
+            except (SQLAlchemyError, PersistenceError, psycopg.Error, OSError):
                 # A database hiccup must not end the read side for the life of the process:
-                # say so loudly, back off, and resume from the stored position.
+                # say so loudly, back off, and resume from the stored position. Anything else
+                # is a bug in a fold: it ends the thread, and queries answer projection_lag.
                 LOG.exception("projection runner failed; retrying")
                 self.stop_event.wait(FAILURE_BACKOFF_SECONDS)
 
