@@ -32,6 +32,9 @@ from projections.encoding import money_of
 
 router = APIRouter(route_class=LedgerRoute, tags=["purchase orders"])
 PROBLEMS = responses(401, 403, 404, 409, 413, 415, 422)
+# Every order command answers 201 with the order's new status (and what it moved or owes).
+COMMAND_ROUTE: dict[str, Any] = {"status_code": 201, "response_model": OrderCommandOut,
+                                 "response_model_exclude_none": True, "responses": PROBLEMS}
 STATUSES = Literal["pending_review", "approved", "rejected", "partially_received", "received",
                    "invoiced", "paid", "cancelled", "closed"]
 
@@ -53,9 +56,7 @@ def create(body: PurchaseOrderIn, ledger: LedgerDep, meta: CommandMetaDep,
     return _out(ledger.create_purchase_order(command, meta), response)
 
 
-@router.post("/purchase-orders/{order_id}/approve", status_code=201,
-             response_model=OrderCommandOut, response_model_exclude_none=True,
-             responses=PROBLEMS)
+@router.post("/purchase-orders/{order_id}/approve", **COMMAND_ROUTE)
 def approve(order_id: UUID, ledger: LedgerDep, meta: CommandMetaDep, response: Response,
             body: ReviewIn | None = None) -> OrderCommandOut:
     """Approve after review (订单审核)."""
@@ -64,9 +65,7 @@ def approve(order_id: UUID, ledger: LedgerDep, meta: CommandMetaDep, response: R
     return _out(ledger.review_purchase_order(command, meta), response)
 
 
-@router.post("/purchase-orders/{order_id}/reject", status_code=201,
-             response_model=OrderCommandOut, response_model_exclude_none=True,
-             responses=PROBLEMS)
+@router.post("/purchase-orders/{order_id}/reject", **COMMAND_ROUTE)
 def reject(order_id: UUID, body: ReviewIn, ledger: LedgerDep, meta: CommandMetaDep,
            response: Response) -> OrderCommandOut:
     """Reject after review, with a reason."""
@@ -81,27 +80,21 @@ def _quantities(order_id: UUID, body: OrderQuantitiesIn) -> p.Quantities:
                                          for line in body.lines))
 
 
-@router.post("/purchase-orders/{order_id}/receipts", status_code=201,
-             response_model=OrderCommandOut, response_model_exclude_none=True,
-             responses=PROBLEMS)
+@router.post("/purchase-orders/{order_id}/receipts", **COMMAND_ROUTE)
 def receive(order_id: UUID, body: OrderQuantitiesIn, ledger: LedgerDep, meta: CommandMetaDep,
             response: Response) -> OrderCommandOut:
     """Receive goods against order lines: a stock receipt at the order's prices."""
     return _out(ledger.receive_purchase_order(_quantities(order_id, body), meta), response)
 
 
-@router.post("/purchase-orders/{order_id}/returns", status_code=201,
-             response_model=OrderCommandOut, response_model_exclude_none=True,
-             responses=PROBLEMS)
+@router.post("/purchase-orders/{order_id}/returns", **COMMAND_ROUTE)
 def return_goods(order_id: UUID, body: OrderQuantitiesIn, ledger: LedgerDep,
                  meta: CommandMetaDep, response: Response) -> OrderCommandOut:
     """Return received goods to the supplier, at the cost they came in at (needs a reason)."""
     return _out(ledger.return_purchase_order(_quantities(order_id, body), meta), response)
 
 
-@router.post("/purchase-orders/{order_id}/invoice", status_code=201,
-             response_model=OrderCommandOut, response_model_exclude_none=True,
-             responses=PROBLEMS)
+@router.post("/purchase-orders/{order_id}/invoice", **COMMAND_ROUTE)
 def invoice(order_id: UUID, body: InvoiceIn, ledger: LedgerDep, meta: CommandMetaDep,
             response: Response) -> OrderCommandOut:
     """Record the supplier's invoice (quantity, price and tax rate per line)."""
@@ -110,9 +103,7 @@ def invoice(order_id: UUID, body: InvoiceIn, ledger: LedgerDep, meta: CommandMet
     return _out(ledger.invoice_purchase_order(command, meta), response)
 
 
-@router.post("/purchase-orders/{order_id}/payments", status_code=201,
-             response_model=OrderCommandOut, response_model_exclude_none=True,
-             responses=PROBLEMS)
+@router.post("/purchase-orders/{order_id}/payments", **COMMAND_ROUTE)
 def pay(order_id: UUID, body: PaymentIn, ledger: LedgerDep, meta: CommandMetaDep,
         response: Response) -> OrderCommandOut:
     """Pay the supplier, up to what is owed."""
@@ -120,23 +111,23 @@ def pay(order_id: UUID, body: PaymentIn, ledger: LedgerDep, meta: CommandMetaDep
     return _out(ledger.pay_purchase_order(command, meta), response)
 
 
-@router.post("/purchase-orders/{order_id}/cancel", status_code=201,
-             response_model=OrderCommandOut, response_model_exclude_none=True,
-             responses=PROBLEMS)
+@router.post("/purchase-orders/{order_id}/cancel", **COMMAND_ROUTE)
 def cancel(order_id: UUID, ledger: LedgerDep, meta: CommandMetaDep, response: Response,
            body: ReviewIn | None = None) -> OrderCommandOut:
     """Cancel: what was not received is no longer expected."""
-    command = p.End(order_id=order_id, outcome="cancelled", reason=body.reason if body else None)
-    return _out(ledger.end_purchase_order(command, meta), response)
+    return _end(order_id, "cancelled", body, ledger, meta, response)
 
 
-@router.post("/purchase-orders/{order_id}/close", status_code=201,
-             response_model=OrderCommandOut, response_model_exclude_none=True,
-             responses=PROBLEMS)
+@router.post("/purchase-orders/{order_id}/close", **COMMAND_ROUTE)
 def close(order_id: UUID, ledger: LedgerDep, meta: CommandMetaDep, response: Response,
           body: ReviewIn | None = None) -> OrderCommandOut:
     """Close the order: nothing more is received."""
-    command = p.End(order_id=order_id, outcome="closed", reason=body.reason if body else None)
+    return _end(order_id, "closed", body, ledger, meta, response)
+
+
+def _end(order_id: UUID, outcome: str, body: ReviewIn | None, ledger: Any,
+         meta: Any, response: Response) -> OrderCommandOut:
+    command = p.End(order_id=order_id, outcome=outcome, reason=body.reason if body else None)
     return _out(ledger.end_purchase_order(command, meta), response)
 
 
