@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -19,6 +20,7 @@ from api.routers import (
     projections,
     purchase_orders,
     reference,
+    sales_orders,
     stock,
 )
 from ledger.application import Ledger
@@ -49,7 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = Ledger(event_store_environment(settings),
                         attempts_max=settings.command_attempts_max,
-                        over_receipt_tolerance=settings.over_receipt_tolerance)
+                        over_receipt_tolerance=settings.over_receipt_tolerance,
+                        duplicate_order_window=timedelta(
+                            seconds=settings.duplicate_order_window_seconds))
         read_models = ReadModels.open(read_models_url(settings))
         embedded = _start_embedded(settings, ledger, read_models)
         app.state.ledger = ledger
@@ -77,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reference.router)
     app.include_router(parties.router)
     app.include_router(purchase_orders.router)
+    app.include_router(sales_orders.router)
     app.include_router(documents.router)
     app.include_router(stock.router)
     app.include_router(alerts.router)

@@ -362,3 +362,134 @@ class PurchaseOrderPage(BaseModel):
     items: list[PurchaseOrderOut]
     position: int
     next_cursor: str | None
+
+
+class SalesLineIn(Request):
+    sku: Code
+    location: Code
+    quantity: Dec
+    unit_price: Dec | None = Field(
+        default=None, description="Without a price the order cannot be approved (missing_price).")
+
+
+class SalesOrderIn(Request):
+    customer: Code
+    lines: list[SalesLineIn] = Lines
+    reference: Text | None = None
+    note: Text | None = None
+
+
+class SalesReviewIn(Request):
+    reason: Text | None = None
+    confirm_duplicate: bool = Field(
+        default=False, description="Approve an order flagged as a likely duplicate.")
+
+
+class SalesDispatchIn(Request):
+    lines: list[OrderLineQuantityIn] | None = Field(
+        default=None, min_length=1, max_length=1000,
+        description="Quantities per order line; omitted: everything reserved.")
+    reference: Text | None = None
+    note: Text | None = None
+    effective_at: AwareDatetime | None = None
+
+
+class ShipmentIn(Request):
+    carrier: Text
+    tracking_number: Text
+    reference: Text | None = None
+    note: Text | None = None
+    effective_at: AwareDatetime | None = None
+
+
+class DeliveryIn(Request):
+    signed_by: Text
+    signed_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    note: Text | None = None
+
+
+class SalesInvoiceIn(InvoiceIn):
+    effective_at: AwareDatetime | None = None
+
+
+class SalesPaymentIn(PaymentIn):
+    effective_at: AwareDatetime | None = None
+
+
+class ReservationOut(BaseModel):
+    line_number: int
+    sku: str
+    location: str
+    reserved_now: Decimal
+    reserved: Decimal
+    short: Decimal
+
+
+class CreditNoteOut(BaseModel):
+    number: str
+    amount: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+class SalesCommandOut(BaseModel):
+    document_id: UUID
+    position: int
+    order_id: UUID
+    status: str
+    outstanding: Decimal
+    possible_duplicate_of: list[UUID] | None = None
+    reservations: list[ReservationOut] | None = None
+    lines: list[LineOut] | None = None
+    credit_note: CreditNoteOut | None = None
+
+
+class SalesOrderLineOut(BaseModel):
+    line_number: int
+    sku: str
+    location: str
+    quantity: Decimal
+    unit_price: Decimal | None
+    approved: Decimal
+    reserved: Decimal
+    backordered: Decimal
+    dispatched: Decimal
+    shipped: Decimal
+    delivered: Decimal
+    invoiced: Decimal
+    returned: Decimal
+    credited: Decimal
+    dispatched_value: Decimal
+    returned_value: Decimal
+
+
+class TimelineEntryOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    position: int
+    event: str
+    recorded_at: str
+    actor: str
+
+
+class SalesOrderOut(BaseModel):
+    order_id: str
+    customer: str
+    status: str
+    reference: str | None
+    note: str | None
+    placed_at: str
+    possible_duplicate_of: list[str]
+    lines: list[SalesOrderLineOut]
+    invoiced_total: Decimal
+    credited_total: Decimal
+    paid: Decimal
+    outstanding: Decimal
+    timeline: list[TimelineEntryOut] | None = None
+    version: int
+
+
+class SalesOrderPage(BaseModel):
+    items: list[SalesOrderOut]
+    position: int
+    next_cursor: str | None

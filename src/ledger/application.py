@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -42,6 +42,7 @@ from ledger.domain.item import Item
 from ledger.domain.location import Location
 from ledger.domain.party import Party
 from ledger.domain.purchase_order import PurchaseOrder
+from ledger.domain.sales_order import SalesOrder
 from ledger.domain.stock_bin import StockBin
 from ledger.errors import (
     ConcurrentModification,
@@ -50,6 +51,7 @@ from ledger.errors import (
 )
 from ledger.purchase_orders import PurchaseOrders
 from ledger.reference import ReferenceData
+from ledger.sales_orders import SalesOrders
 from ledger.store import position_of
 from ledger.transcodings import LayerAsDict
 from ledger.workspace import Workspace
@@ -57,8 +59,9 @@ from ledger.workspace import Workspace
 CommandT = TypeVar("CommandT")
 Decide = Callable[[CommandT, Workspace, MovementContext], dict[str, Any]]
 AggregateT = TypeVar("AggregateT", Item, Location, Party, StockBin, CommandRecord,
-                     PurchaseOrder)
+                     PurchaseOrder, SalesOrder)
 COMMAND_ATTEMPTS_MAX = 32
+DUPLICATE_ORDER_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -72,17 +75,19 @@ class CommandResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class Ledger(ReferenceData, PurchaseOrders, Application[UUID]):
+class Ledger(ReferenceData, PurchaseOrders, SalesOrders, Application[UUID]):
     """Items, locations and stock movements, on the `eventsourcing` event store."""
 
     name = "ledger"
 
     def __init__(self, env: Mapping[str, str] | None = None,
                  attempts_max: int = COMMAND_ATTEMPTS_MAX,
-                 over_receipt_tolerance: Decimal = Decimal(0)) -> None:
+                 over_receipt_tolerance: Decimal = Decimal(0),
+                 duplicate_order_window: timedelta = DUPLICATE_ORDER_WINDOW) -> None:
         super().__init__(env)
         self.attempts_max = attempts_max
         self.over_receipt_tolerance = over_receipt_tolerance
+        self.duplicate_order_window = duplicate_order_window
         self.on_recorded: list[Callable[[], None]] = []
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -180,6 +185,9 @@ class Ledger(ReferenceData, PurchaseOrders, Application[UUID]):
             listener()
 
     def _save_position(self, *aggregates: Any) -> int:
+        if not aggregates:
+            # A command that changed nothing (a reservation retry that found no stock).
+            return self.head_position()
         recordings = self.save(*aggregates)
         return max(recording.notification.id for recording in recordings)
 

@@ -18,6 +18,7 @@ from ledger.errors import InsufficientStock
 from ledger.workspace import Workspace
 
 Line = dict[str, Any]
+COUNT_SHORTFALL = "count found less stock than was reserved"
 
 
 def movement_line(stock_bin: StockBin) -> Line:
@@ -81,10 +82,23 @@ def decide_transfer(transfer: Transfer, workspace: Workspace,
     return lines
 
 
+def release_for_count(workspace: Workspace, sku: str, location: str,
+                      quantity_counted: Decimal, context: MovementContext) -> None:
+    """Before a count finds less than is reserved: release the newest reservations."""
+    stock_bin = workspace.existing_bin(sku, location)
+    if stock_bin is None:
+        return
+    for order_id, order_line, amount in stock_bin.shortfall_releases(quantity_counted):
+        stock_bin.release(order_id, order_line, amount, COUNT_SHORTFALL, context)
+        workspace.sales_order(order_id).record_releases(
+            {order_line: amount}, COUNT_SHORTFALL, context.document_id, context.actor)
+
+
 def decide_count(count: Count, workspace: Workspace, context: MovementContext) -> list[Line]:
     workspace.location(count.location)
     lines = []
     for number, line in enumerate(count.lines, start=1):
+        release_for_count(workspace, line.sku, count.location, line.counted_quantity, context)
         stock_bin = workspace.bin(line.sku, count.location)
         stock_bin.count(line.counted_quantity, line.unit_cost, context, number)
         event = stock_bin.pending_events[-1]

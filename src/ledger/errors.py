@@ -210,3 +210,54 @@ class UnknownOrder(LedgerError):
 
     def facts(self) -> dict[str, object]:
         return {"order_id": self.order_id}
+
+
+class CreditLimitExceeded(LedgerError):
+    """Approving the order would take the customer beyond their credit limit."""
+
+    code = "credit_limit_exceeded"
+
+    def __init__(self, customer: str, credit_limit: Decimal, exposure: Decimal,
+                 order_exposure: Decimal) -> None:
+        super().__init__(
+            f"Customer {customer!r} has a credit limit of {credit_limit} and {exposure} "
+            f"already committed; this order would add {order_exposure}.")
+        self.customer = customer
+        self.credit_limit = credit_limit
+        self.exposure = exposure
+        self.order_exposure = order_exposure
+
+    def facts(self) -> dict[str, object]:
+        return {"customer": self.customer, "credit_limit": str(self.credit_limit),
+                "exposure": str(self.exposure), "order_exposure": str(self.order_exposure)}
+
+
+class PossibleDuplicate(LedgerError):
+    """The order looks like one placed shortly before; approving it needs confirmation."""
+
+    code = "possible_duplicate"
+
+    def __init__(self, order_id: str, duplicate_of: list[str]) -> None:
+        super().__init__(
+            f"Order {order_id} has the same customer and lines as {', '.join(duplicate_of)}, "
+            "placed shortly before; approve with confirm_duplicate=true if it is meant.")
+        self.order_id = order_id
+        self.duplicate_of = duplicate_of
+
+    def facts(self) -> dict[str, object]:
+        return {"order_id": self.order_id, "possible_duplicate_of": self.duplicate_of}
+
+
+class MissingPrice(LedgerError):
+    """An order line without a price cannot be approved."""
+
+    code = "missing_price"
+
+    def __init__(self, order_id: str, line_numbers: list[int]) -> None:
+        super().__init__(f"Order {order_id} has no price on line(s) "
+                         f"{', '.join(map(str, line_numbers))}; reject it or place it again.")
+        self.order_id = order_id
+        self.line_numbers = line_numbers
+
+    def facts(self) -> dict[str, object]:
+        return {"order_id": self.order_id, "line_numbers": self.line_numbers}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger.commands import (
+    MONEY_MAX,
     checked_lines,
     checked_quantity,
     checked_text,
@@ -95,6 +96,12 @@ class End(OrderStep):
     outcome: str
 
 
+def checked_line_value(quantity: Decimal, price: Decimal | None, field: str) -> None:
+    """A line's value (quantity × price) stays within what the ledger counts in money."""
+    if price is not None and quantity * price > MONEY_MAX:
+        raise InvalidInput(f"A line's quantity × price is at most {MONEY_MAX}.", field)
+
+
 def checked_order(command: CreateOrder) -> CreateOrder:
     check_code(command.supplier, "supplier")
     checked_lines(len(command.lines))
@@ -104,6 +111,8 @@ def checked_order(command: CreateOrder) -> CreateOrder:
                   checked_quantity(line.quantity, f"lines[{n}].quantity"),
                   checked_unit_cost(line.unit_price, f"lines[{n}].unit_price"))
         for n, line in enumerate(command.lines))
+    for n, line in enumerate(lines):
+        checked_line_value(line.quantity, line.unit_price, f"lines[{n}]")
     return replace(command, lines=lines, reference=checked_text(command.reference, "reference"),
                    note=checked_text(command.note, "note"))
 
@@ -130,17 +139,18 @@ def checked_invoice(command: Invoice) -> Invoice:
         if not rate.is_finite() or rate < ZERO or rate > TAX_RATE_MAX or places(rate) > 4:
             raise InvalidInput("tax_rate is a fraction from 0 to 1 with at most 4 places.",
                                f"lines[{n}].tax_rate")
-        lines.append((number, checked_quantity(quantity, f"lines[{n}].quantity"),
-                      None if price is None else checked_unit_cost(price, f"lines[{n}].unit_price"),
-                      rate))
+        quantity = checked_quantity(quantity, f"lines[{n}].quantity")
+        price = None if price is None else checked_unit_cost(price, f"lines[{n}].unit_price")
+        checked_line_value(quantity, price, f"lines[{n}]")
+        lines.append((number, quantity, price, rate))
     return replace(command, invoice_number=invoice_number, lines=tuple(lines))
 
 
 def checked_payment(command: Payment) -> Payment:
     amount = command.amount
-    if not amount.is_finite() or amount <= ZERO or places(amount) > 2:
-        raise InvalidInput("amount is a positive amount of money with at most 2 places.",
-                           "amount")
+    if not amount.is_finite() or amount <= ZERO or places(amount) > 2 or amount > MONEY_MAX:
+        raise InvalidInput("amount is a positive amount of money with at most 2 places, "
+                           f"at most {MONEY_MAX}.", "amount")
     return replace(command, amount=money(amount))
 
 

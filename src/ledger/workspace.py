@@ -14,11 +14,13 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from ledger.domain.identity import bin_id, item_id, location_id, party_id
+from ledger.domain.customer_account import CustomerAccount
+from ledger.domain.identity import bin_id, customer_account_id, item_id, location_id, party_id
 from ledger.domain.item import Item
 from ledger.domain.location import Location
 from ledger.domain.party import Party
 from ledger.domain.purchase_order import PurchaseOrder
+from ledger.domain.sales_order import SalesOrder
 from ledger.domain.stock_bin import StockBin
 from ledger.errors import UnknownItem, UnknownLocation, UnknownOrder, UnknownParty
 
@@ -83,6 +85,21 @@ class Workspace:
         if not isinstance(order, PurchaseOrder):
             raise UnknownOrder(str(order_id))
         return order
+
+    def sales_order(self, order_id: UUID) -> SalesOrder:
+        order = self._get(order_id)
+        if not isinstance(order, SalesOrder):
+            raise UnknownOrder(str(order_id))
+        return order
+
+    def customer_account(self, customer: str) -> CustomerAccount:
+        """The customer's account, opened (unsaved) with their first order."""
+        account = self._get(customer_account_id(customer))
+        if account is None:
+            account = CustomerAccount.open(customer, self._now)
+            self._loaded[account.id] = account
+        assert isinstance(account, CustomerAccount)
+        return account
 
     def add(self, aggregate: Aggregate) -> None:
         """A new aggregate the command created (saved with the rest)."""

@@ -141,22 +141,27 @@ def audit_entry(connection: Connection, audit: Projection, generation: int,
     return None if found is None else dict(found)
 
 
-def purchase_orders(connection: Connection, orders: Projection, generation: int, *,
-                    status: str | None, supplier: str | None, after: int, limit: int) -> Page:
-    """Purchase orders in creation order, optionally by status or supplier."""
-    table = orders.tables(generation)["purchase_orders"]
+def orders(connection: Connection, orders_projection: Projection, generation: int, *,
+           status: str | None, party: tuple[str, str | None], after: int, limit: int) -> Page:
+    """Purchase or sales orders in creation order, optionally by status or party.
+
+    `party` names the party column (supplier, customer) and the code to match.
+    """
+    table = orders_projection.tables(generation)[orders_projection.name]
     statement = (select(table).where(table.c.created_position > after)
                  .order_by(table.c.created_position))
     if status is not None:
         statement = statement.where(table.c.status == status)
-    if supplier is not None:
-        statement = statement.where(table.c.supplier == supplier)
+    column, code = party
+    if code is not None:
+        statement = statement.where(table.c[column] == code)
     return _page(connection, statement, limit)
 
 
-def purchase_order(connection: Connection, orders: Projection, generation: int,
-                   order_id: str) -> Row | None:
-    table = orders.tables(generation)["purchase_orders"]
+def order(connection: Connection, orders_projection: Projection, generation: int,
+          order_id: str) -> Row | None:
+    """One purchase or sales order's row."""
+    table = orders_projection.tables(generation)[orders_projection.name]
     found = connection.execute(select(table).where(table.c.order_id == order_id)).mappings()
     row = found.first()
     return None if row is None else dict(row)

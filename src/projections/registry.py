@@ -10,16 +10,19 @@ from projections.base import Projection
 from projections.items import ItemsProjection
 from projections.locations import LocationsProjection
 from projections.purchase_orders import PurchaseOrdersProjection
+from projections.sales_orders import SalesOrdersProjection
 from projections.stock_card import StockCardProjection
 from projections.stock_levels import StockLevelsProjection
 
-NAMES = ("items", "locations", "stock_levels", "stock_card", "audit_log", "purchase_orders")
+NAMES = ("items", "locations", "stock_levels", "stock_card", "audit_log", "purchase_orders",
+         "sales_orders")
 
 
 def all_projections() -> list[Projection]:
     """Fresh instances of every projection, in a fixed order."""
     return [ItemsProjection(), LocationsProjection(), StockLevelsProjection(),
-            StockCardProjection(), AuditLogProjection(), PurchaseOrdersProjection()]
+            StockCardProjection(), AuditLogProjection(), PurchaseOrdersProjection(),
+            SalesOrdersProjection()]
 
 
 def select(names: Sequence[str]) -> list[Projection]:

@@ -25,6 +25,7 @@ KINDS = {
     StockBin.TransferredIn: "transferred_in",
     StockBin.Counted: "counted",
     StockBin.ReturnedToSupplier: "returned_to_supplier",
+    StockBin.ReturnedByCustomer: "returned_by_customer",
 }
 ZERO = Decimal(0)
 
@@ -105,7 +106,7 @@ def _flows(event: StockBin.Movement) -> tuple[Decimal, Decimal, Decimal, Decimal
     if isinstance(event, StockBin.Counted):
         quantity, value = event.quantity_difference, event.value_difference
         return max(quantity, ZERO), max(-quantity, ZERO), max(value, ZERO), max(-value, ZERO)
-    if isinstance(event, StockBin.Received | StockBin.TransferredIn):
+    if isinstance(event, StockBin.Received | StockBin.TransferredIn | StockBin.ReturnedByCustomer):
         return event.quantity, ZERO, event.value, ZERO
     assert isinstance(event, StockBin.Dispatched | StockBin.TransferredOut
                       | StockBin.ReturnedToSupplier)

@@ -433,8 +433,8 @@ class PurchasingMachine(RuleBasedStateMachine):
         projection = self.read_models.by_name["purchase_orders"]
         with self.read_models.database.reader.connect() as connection:
             generation = state.read(connection, ["purchase_orders"])["purchase_orders"].generation
-            page = queries.purchase_orders(connection, projection, generation, status=None,
-                                           supplier=None, after=0, limit=ORDERS_MAX + 1)
+            page = queries.orders(connection, projection, generation, status=None,
+                                  party=("supplier", None), after=0, limit=ORDERS_MAX + 1)
         assert [row["order_id"] for row in page.rows] == [str(o.order_id) for o in self.orders]
         for row, order in zip(page.rows, self.orders, strict=True):
             stored = self.app.purchase_order(order.order_id)

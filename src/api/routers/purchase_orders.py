@@ -149,8 +149,8 @@ def get_one(request: Request, order_id: UUID, read_models: ReadModelsDep, _: Rea
     """One purchase order: status, per-line figures, invoiced, paid and outstanding."""
     states = read_models.wait(["purchase_orders"], min_position, wait_seconds(request))
     with read_models.database.reader.connect() as connection:
-        row = queries.purchase_order(connection, read_models.by_name["purchase_orders"],
-                                     states["purchase_orders"].generation, str(order_id))
+        row = queries.order(connection, read_models.by_name["purchase_orders"],
+                            states["purchase_orders"].generation, str(order_id))
     if row is None:
         raise ApiProblem(404, "unknown_order", f"No purchase order {order_id}.",
                          order_id=str(order_id))
@@ -168,10 +168,10 @@ def get_many(request: Request, read_models: ReadModelsDep, _: Reader,
     key = cursors.decode(cursor, (int,))
     states = read_models.wait(["purchase_orders"], min_position, wait_seconds(request))
     with read_models.database.reader.connect() as connection:
-        page = queries.purchase_orders(
+        page = queries.orders(
             connection, read_models.by_name["purchase_orders"],
-            states["purchase_orders"].generation, status=status, supplier=supplier,
-            after=key[0] if key else 0, limit=limit)
+            states["purchase_orders"].generation, status=status,
+            party=("supplier", supplier), after=key[0] if key else 0, limit=limit)
     next_cursor = (cursors.encode([page.last["created_position"]])
                    if page.has_more and page.last else None)
     return PurchaseOrderPage(items=[_view(row) for row in page.rows],

@@ -45,3 +45,7 @@ def event_id(aggregate_id: UUID, version: int) -> UUID:
 
 def party_id(code: str) -> UUID:
     return uuid5(NAMESPACE, f"party\x00{code}")
+
+
+def customer_account_id(code: str) -> UUID:
+    return uuid5(NAMESPACE, f"customer-account\x00{code}")

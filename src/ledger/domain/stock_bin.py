@@ -31,7 +31,7 @@ from ledger.costing import (
 from ledger.domain.context import MovementContext
 from ledger.domain.identity import bin_id
 from ledger.errors import BackdatedMovement, InsufficientStock
-from ledger.numbers import ZERO, money, quantity
+from ledger.numbers import ZERO, average, money, quantity
 
 
 class StockBin(Aggregate):
@@ -74,8 +74,6 @@ class StockBin(Aggregate):
         def apply(self, aggregate: StockBin) -> None:
             aggregate.cost = apply_movement(aggregate.cost, tuple(self.removed), tuple(self.added))
             aggregate.latest_effective_at = self.effective_at
-            # A count can find less than is reserved; a reservation cannot outlive the stock.
-            aggregate.quantity_reserved = min(aggregate.quantity_reserved, aggregate.cost.quantity)
 
     class Received(Movement):
         TOPIC = "ledger:StockBin.Received"
@@ -84,10 +82,18 @@ class StockBin(Aggregate):
         value: Decimal
 
     class Dispatched(Movement):
+        """Out at cost; for a sales order (`order_id` set) it takes the line's reserved stock."""
+
         TOPIC = "ledger:StockBin.Dispatched"
         quantity: Decimal
         unit_cost: Decimal
         value: Decimal
+
+        def apply(self, aggregate: StockBin) -> None:
+            super().apply(aggregate)
+            if self.order_id is not None:
+                aggregate.unreserve(reservation_key(self.order_id, self.order_line),
+                                    self.quantity)
 
     class TransferredOut(Movement):
         TOPIC = "ledger:StockBin.TransferredOut"
@@ -109,6 +115,48 @@ class StockBin(Aggregate):
         unit_cost: Decimal
         value: Decimal
 
+    class ReturnedByCustomer(Movement):
+        """A customer's return (退货) coming back at the cost it went out at."""
+
+        TOPIC = "ledger:StockBin.ReturnedByCustomer"
+        quantity: Decimal
+        unit_cost: Decimal
+        value: Decimal
+
+    class Reserved(Event):
+        """Stock set aside for a sales-order line (库存检查); on-hand does not change."""
+
+        TOPIC = "ledger:StockBin.Reserved"
+        sku: str
+        location: str
+        order_id: UUID
+        order_line: int
+        quantity: Decimal
+        quantity_reserved_after: Decimal
+        document_id: UUID
+        actor: str
+
+        def apply(self, aggregate: StockBin) -> None:
+            key = reservation_key(self.order_id, self.order_line)
+            aggregate.reservations[key] = aggregate.reservations.get(key, ZERO) + self.quantity
+
+    class ReservationReleased(Event):
+        """A reservation given up: the order was cancelled, or a count found less stock."""
+
+        TOPIC = "ledger:StockBin.ReservationReleased"
+        sku: str
+        location: str
+        order_id: UUID
+        order_line: int
+        quantity: Decimal
+        quantity_reserved_after: Decimal
+        reason: str
+        document_id: UUID
+        actor: str
+
+        def apply(self, aggregate: StockBin) -> None:
+            aggregate.unreserve(reservation_key(self.order_id, self.order_line), self.quantity)
+
     class Counted(Movement):
         TOPIC = "ledger:StockBin.Counted"
         quantity_counted: Decimal
@@ -121,7 +169,8 @@ class StockBin(Aggregate):
         self.sku = sku
         self.location = location
         self.cost = CostState(method=_method(valuation_method))
-        self.quantity_reserved = ZERO
+        # What each sales-order line holds here, keyed "order-id/line", oldest first.
+        self.reservations: dict[str, Decimal] = {}
         self.latest_effective_at: datetime | None = None
 
     @classmethod
@@ -150,6 +199,21 @@ class StockBin(Aggregate):
         return self.cost.unit_cost
 
     @property
+    def quantity_reserved(self) -> Decimal:
+        return sum(self.reservations.values(), ZERO)
+
+    def reserved_for(self, order_id: UUID, order_line: int) -> Decimal:
+        return self.reservations.get(reservation_key(order_id, order_line), ZERO)
+
+    def unreserve(self, key: str, quantity: Decimal) -> None:
+        """Take `quantity` off one reservation (applying an event; never below zero)."""
+        left = self.reservations.get(key, ZERO) - quantity
+        if left > ZERO:
+            self.reservations[key] = left
+        else:
+            self.reservations.pop(key, None)
+
+    @property
     def quantity_available(self) -> Decimal:
         return self.cost.quantity - self.quantity_reserved
 
@@ -159,6 +223,63 @@ class StockBin(Aggregate):
         layer = layer_at(quantity, unit_cost)
         self._move(self.Received, (), (layer,), context, line_number, order_line=order_line,
                    quantity=quantity, unit_cost=unit_cost, value=layer.value)
+
+    def reserve(self, order_id: UUID, order_line: int, wanted: Decimal,
+                context: MovementContext) -> Decimal:
+        """Reserve up to `wanted` of the available stock for an order line; what it got."""
+        quantity_reserved = min(wanted, max(self.quantity_available, ZERO))
+        if quantity_reserved > ZERO:
+            self.trigger_event(self.Reserved, **self._reservation_fields(
+                order_id, order_line, quantity_reserved, context),
+                quantity_reserved_after=self.quantity_reserved + quantity_reserved)
+        return quantity_reserved
+
+    def release(self, order_id: UUID, order_line: int, quantity_released: Decimal,
+                reason: str, context: MovementContext) -> None:
+        """Give up (part of) an order line's reservation."""
+        assert ZERO < quantity_released <= self.reserved_for(order_id, order_line)
+        self.trigger_event(self.ReservationReleased, **self._reservation_fields(
+            order_id, order_line, quantity_released, context),
+            quantity_reserved_after=self.quantity_reserved - quantity_released, reason=reason)
+
+    def _reservation_fields(self, order_id: UUID, order_line: int, amount: Decimal,
+                            context: MovementContext) -> dict[str, Any]:
+        return {"sku": self.sku, "location": self.location, "order_id": order_id,
+                "order_line": order_line, "quantity": amount,
+                "document_id": context.document_id, "actor": context.actor,
+                "timestamp": context.recorded_at}
+
+    def dispatch_reserved(self, quantity_out: Decimal, context: MovementContext,
+                          line_number: int, order_line: int) -> None:
+        """Take an order line's reserved stock out at cost (出库 for a sales order)."""
+        assert context.order_id is not None
+        assert quantity_out <= self.reserved_for(context.order_id, order_line)
+        removed = take(self.cost, quantity_out)
+        self._move(self.Dispatched, removed, (), context, line_number, order_line=order_line,
+                   quantity=quantity_out, unit_cost=unit_cost_of(removed, self.unit_cost),
+                   value=total_value(removed))
+
+    def return_from_customer(self, quantity_in: Decimal, value_in: Decimal,
+                             context: MovementContext, line_number: int,
+                             order_line: int) -> None:
+        """Take back a customer's return at exactly the value it went out at."""
+        layer = Layer(quantity_in, average(value_in, quantity_in), value_in)
+        self._move(self.ReturnedByCustomer, (), (layer,), context, line_number,
+                   order_line=order_line, quantity=quantity_in, unit_cost=layer.unit_cost,
+                   value=value_in)
+
+    def shortfall_releases(self, quantity_counted: Decimal) -> list[tuple[UUID, int, Decimal]]:
+        """Reservations a count must give up so that reserved ≤ counted: newest first."""
+        excess = self.quantity_reserved - quantity_counted
+        releases = []
+        for key in reversed(list(self.reservations)):
+            if excess <= ZERO:
+                break
+            amount = min(excess, self.reservations[key])
+            order_id, order_line = key.split("/")
+            releases.append((UUID(order_id), int(order_line), amount))
+            excess -= amount
+        return releases
 
     def return_to_supplier(self, quantity: Decimal, receipt_cost: Decimal,
                            context: MovementContext, line_number: int,
@@ -259,6 +380,10 @@ class StockBin(Aggregate):
         if context.effective_at_given:
             raise BackdatedMovement(self.sku, self.location, context.effective_at, latest)
         return latest
+
+
+def reservation_key(order_id: UUID, order_line: int | None) -> str:
+    return f"{order_id}/{order_line}"
 
 
 def _method(valuation_method: str) -> ValuationMethod:
