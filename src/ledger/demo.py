@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ledger import demo_sales
 from ledger import purchasing as p
 from ledger.application import Ledger
 from ledger.commands import (
@@ -37,6 +38,7 @@ PARTIES = {
     "HZ-TEA": PartyDetails("Hangzhou Tea Co.", ("supplier",)),
     "JDZ-PORC": PartyDetails("Jingdezhen Porcelain Works", ("supplier",)),
     "BJ-SHOP": PartyDetails("Beijing Teahouse", ("customer",), Decimal("20000")),
+    "SH-CAFE": PartyDetails("Shanghai Tea Cafe", ("customer",)),
 }
 
 
@@ -59,7 +61,7 @@ def load(ledger: Ledger) -> int:
         appended += ledger.register_party(code, party, CommandMeta(ACTOR)).changed
     for key, run in _documents(ledger):
         appended += not run(_meta(key)).replayed
-    return appended + _purchase_orders(ledger)
+    return appended + _purchase_orders(ledger) + demo_sales.load(ledger, _meta, _at)
 
 
 def _purchase_orders(ledger: Ledger) -> int:

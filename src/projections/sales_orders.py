@@ -115,8 +115,9 @@ def _placed(event: Any, position: int) -> Row:
 
 def _moment(event: Any, position: int) -> dict[str, Any]:
     """One timeline entry: the event, its position, when it was recorded, who, and what."""
+    actor = event.reviewer if isinstance(event, S.Reviewed) else event.actor
     moment: dict[str, Any] = {"position": position, "event": type(event).__name__,
-                              "recorded_at": instant(event.timestamp), "actor": event.actor}
+                              "recorded_at": instant(event.timestamp), "actor": actor}
     for name in DETAILS:
         value = getattr(event, name, None)
         if value is not None:

@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import InvalidInput, InvalidTransition, OrderLimitExceeded
-from ledger.numbers import ZERO, ZERO_MONEY, extend, money
+from ledger.numbers import ZERO, ZERO_MONEY, ZERO_QUANTITY, extend, money
 
 Line = dict[str, Any]
 FIGURES = ("reserved", "dispatched", "shipped", "delivered", "invoiced", "returned", "credited")
@@ -34,7 +34,8 @@ class SalesFigures:
 
     def __init__(self, lines: list[Line]) -> None:
         self.lines = {int(line["line_number"]): {
-            **line, **dict.fromkeys(FIGURES, ZERO), **dict.fromkeys(MONEY_FIGURES, ZERO_MONEY)}
+            **line, **dict.fromkeys(FIGURES, ZERO_QUANTITY),
+            **dict.fromkeys(MONEY_FIGURES, ZERO_MONEY)}
             for line in lines}
         self.review_outcome: str | None = None
         self.invoiced_total = ZERO_MONEY
