@@ -64,3 +64,12 @@ def places(value: Decimal) -> int:
         significant -= 1
     trailing_zeros = len(digits) - significant
     return max(0, -(exponent + trailing_zeros))
+
+
+def share(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """`part` of `whole`'s money `total`: exactly all of it when the part is the whole."""
+    if part == whole:
+        return total
+    if part == ZERO:
+        return ZERO_MONEY
+    return money(total * part / whole)

@@ -206,14 +206,19 @@ def decide_return(command: Quantities, workspace: Workspace,
                   context: MovementContext) -> dict[str, Any]:
     order = workspace.purchase_order(command.order_id)
     reason = command.reason or "returned to supplier"
-    lines = order.return_goods(dict(command.quantities), reason, context.document_id,
-                               context.actor, context.effective_at)
+    lines = order.return_goods(dict(command.quantities))
 
     def give_back(stock_bin: StockBin, line: dict[str, Any], number: int) -> None:
         stock_bin.return_to_supplier(line["quantity"], line["unit_cost"], context, number,
                                      order_line=line["line_number"])
 
-    return {**_status(order), "lines": _move_stock(workspace, lines, give_back)}
+    moved = _move_stock(workspace, lines, give_back)
+    # What each line took out of its bin (FIFO: other layers when those at cost were sold).
+    recorded = [{**line, "value": movement["value"]} for line, movement in zip(lines, moved,
+                                                                               strict=True)]
+    order.record_return(recorded, reason, context.document_id, context.actor,
+                        context.effective_at)
+    return {**_status(order), "lines": moved}
 
 
 def _move_stock(workspace: Workspace, lines: list[dict[str, Any]],

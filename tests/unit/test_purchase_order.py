@@ -33,7 +33,7 @@ from ledger.errors import (
     UnknownOrder,
     UnknownParty,
 )
-from ledger.numbers import quantity, unit_cost
+from ledger.numbers import extend, quantity, unit_cost
 from unit.support import RECORDED_AT, rebuilt
 
 D = Decimal
@@ -64,8 +64,14 @@ def receive(*pairs: tuple[int, str], tolerance: str = "0") -> Step:
 
 
 def return_goods(*pairs: tuple[int, str]) -> Step:
-    return lambda order: order.return_goods({n: quantity(D(q)) for n, q in pairs}, "damaged",
-                                            uuid4(), "clerk", RECORDED_AT)
+    """Check the return, then record it at the receipt cost (as the bins would take it)."""
+
+    def step(order: PurchaseOrder) -> None:
+        lines = order.return_goods({n: quantity(D(q)) for n, q in pairs})
+        order.record_return([{**line, "value": extend(line["quantity"], line["unit_cost"])}
+                             for line in lines], "damaged", uuid4(), "clerk", RECORDED_AT)
+
+    return step
 
 
 def invoice(*lines: tuple[int, str, str, str], number: str = "INV-1") -> Step:

@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import InvalidInput, InvalidTransition, OrderLimitExceeded
-from ledger.numbers import ZERO, ZERO_MONEY, extend, money
+from ledger.numbers import ZERO, ZERO_MONEY, extend, money, share
 
 Line = dict[str, Any]
 
@@ -55,6 +55,7 @@ class PurchaseOrder(Aggregate):
 
         def apply(self, order: PurchaseOrder) -> None:
             order.add("received", self.lines)
+            order.add_money("received_value", self.lines, "value")
 
     class GoodsReturned(Event):
         TOPIC = "ledger:PurchaseOrder.GoodsReturned"
@@ -66,9 +67,13 @@ class PurchaseOrder(Aggregate):
 
         def apply(self, order: PurchaseOrder) -> None:
             order.add("returned", self.lines)
+            order.add_money("returned_value", self.lines, "value")
 
     class Invoiced(Event):
+        """The supplier's invoice; each line clears `grni_value` of goods received not invoiced."""
+
         TOPIC = "ledger:PurchaseOrder.Invoiced"
+        supplier: str
         invoice_number: str
         lines: list[Line]
         amount: Decimal
@@ -78,10 +83,12 @@ class PurchaseOrder(Aggregate):
 
         def apply(self, order: PurchaseOrder) -> None:
             order.add("invoiced", self.lines)
+            order.add_money("grni_cleared", self.lines, "grni_value")
             order.invoiced_total += self.total
 
     class Paid(Event):
         TOPIC = "ledger:PurchaseOrder.Paid"
+        supplier: str
         payment_id: UUID
         amount: Decimal
         reference: str | None
@@ -104,8 +111,10 @@ class PurchaseOrder(Aggregate):
         self.supplier = supplier
         self.reference = reference
         self.note = note
-        self.lines = {int(line["line_number"]): {**line, "received": ZERO, "returned": ZERO,
-                                                 "invoiced": ZERO} for line in lines}
+        self.lines = {int(line["line_number"]): {
+            **line, "received": ZERO, "returned": ZERO, "invoiced": ZERO,
+            "received_value": ZERO_MONEY, "returned_value": ZERO_MONEY,
+            "grni_cleared": ZERO_MONEY} for line in lines}
         self.review_outcome: str | None = None
         self.invoiced_total = ZERO_MONEY
         self.paid = ZERO_MONEY
@@ -122,6 +131,12 @@ class PurchaseOrder(Aggregate):
         for line in lines:
             held = self.lines[int(line["line_number"])]
             held[figure] = held[figure] + line["quantity"]
+
+    def add_money(self, figure: str, lines: list[Line], field: str) -> None:
+        """Add recorded per-line money (received, returned and cleared values)."""
+        for line in lines:
+            held = self.lines[int(line["line_number"])]
+            held[figure] = held[figure] + line[field]
 
     @property
     def status(self) -> str:
@@ -168,9 +183,12 @@ class PurchaseOrder(Aggregate):
                            actor=actor, effective_at=at)
         return lines
 
-    def return_goods(self, quantities: dict[int, Decimal], reason: str, document_id: UUID,
-                     actor: str, at: datetime) -> list[Line]:
-        """Return received goods to the supplier (at the cost they came in at)."""
+    def return_goods(self, quantities: dict[int, Decimal]) -> list[Line]:
+        """What returning received goods to the supplier takes (at the cost they came in at).
+
+        The caller takes the stock out of the bins, then records the return with the value
+        each line actually took (`record_return`).
+        """
         self.require("return", "partially_received", "received", "invoiced", "paid", "closed")
         lines = []
         for number, quantity in quantities.items():
@@ -185,9 +203,12 @@ class PurchaseOrder(Aggregate):
             lines.append({"line_number": number, "sku": held["sku"],
                           "location": held["location"], "quantity": quantity,
                           "unit_cost": held["unit_price"]})
+        return lines
+
+    def record_return(self, lines: list[Line], reason: str, document_id: UUID, actor: str,
+                      at: datetime) -> None:
         self.trigger_event(self.GoodsReturned, document_id=document_id, lines=lines,
                            reason=reason, actor=actor, effective_at=at)
-        return lines
 
     def invoice(self, invoice_number: str, lines: list[Line], actor: str) -> None:
         """Record the supplier's invoice: never more than was received and kept, per line."""
@@ -201,10 +222,13 @@ class PurchaseOrder(Aggregate):
                                          f"Line {line['line_number']} has {billable} to bill.")
             amount = extend(line["quantity"], line["unit_price"])
             tax = money(amount * line["tax_rate"])
-            billed.append({**line, "amount": amount, "tax": tax})
+            grni = share(held["received_value"] - held["returned_value"] - held["grni_cleared"],
+                         line["quantity"], billable)
+            billed.append({**line, "amount": amount, "tax": tax, "grni_value": grni})
         amount = sum((line["amount"] for line in billed), ZERO_MONEY)
         tax = sum((line["tax"] for line in billed), ZERO_MONEY)
-        self.trigger_event(self.Invoiced, invoice_number=invoice_number, lines=billed,
+        self.trigger_event(self.Invoiced, supplier=self.supplier,
+                           invoice_number=invoice_number, lines=billed,
                            amount=amount, tax=tax, total=amount + tax, actor=actor)
 
     def pay(self, amount: Decimal, payment_id: UUID, reference: str | None,
@@ -214,7 +238,8 @@ class PurchaseOrder(Aggregate):
         if amount > self.outstanding:
             raise OrderLimitExceeded("over_payment", str(self.id), None,
                                      f"Only {self.outstanding} is owed.")
-        self.trigger_event(self.Paid, payment_id=payment_id, amount=amount,
+        self.trigger_event(self.Paid, supplier=self.supplier, payment_id=payment_id,
+                           amount=amount,
                            reference=reference, actor=actor)
 
     def end(self, outcome: str, reason: str | None, actor: str) -> None:

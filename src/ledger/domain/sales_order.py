@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import InvalidInput, InvalidTransition, OrderLimitExceeded
-from ledger.numbers import ZERO, ZERO_MONEY, ZERO_QUANTITY, extend, money
+from ledger.numbers import ZERO, ZERO_MONEY, ZERO_QUANTITY, extend, money, share
 
 Line = dict[str, Any]
 FIGURES = ("reserved", "dispatched", "shipped", "delivered", "invoiced", "returned", "credited")
@@ -121,6 +121,7 @@ class SalesOrder(Aggregate, SalesFigures):
 
     class Dispatched(Event):
         TOPIC = "ledger:SalesOrder.Dispatched"
+        customer: str
         document_id: UUID
         lines: list[Line]
         actor: str
@@ -155,6 +156,7 @@ class SalesOrder(Aggregate, SalesFigures):
 
     class Invoiced(Event):
         TOPIC = "ledger:SalesOrder.Invoiced"
+        customer: str
         document_id: UUID
         invoice_number: str
         lines: list[Line]
@@ -171,6 +173,7 @@ class SalesOrder(Aggregate, SalesFigures):
 
     class Paid(Event):
         TOPIC = "ledger:SalesOrder.Paid"
+        customer: str
         payment_id: UUID
         amount: Decimal
         reference: str | None
@@ -184,6 +187,7 @@ class SalesOrder(Aggregate, SalesFigures):
         """Goods back from the customer at the cost they went out at, with the credit note."""
 
         TOPIC = "ledger:SalesOrder.Returned"
+        customer: str
         document_id: UUID
         credit_note_number: str
         lines: list[Line]
@@ -291,7 +295,8 @@ class SalesOrder(Aggregate, SalesFigures):
 
     def record_dispatch(self, lines: list[Line], document_id: UUID, actor: str,
                         at: datetime) -> None:
-        self.trigger_event(self.Dispatched, document_id=document_id, lines=lines, actor=actor,
+        self.trigger_event(self.Dispatched, customer=self.customer, document_id=document_id,
+                           lines=lines, actor=actor,
                            effective_at=at)
 
     def ship(self, carrier: str, tracking_number: str, document_id: UUID, actor: str,
@@ -339,7 +344,7 @@ class SalesOrder(Aggregate, SalesFigures):
             billed.append({**line, "amount": amount, "tax": money(amount * line["tax_rate"])})
         amount = sum((line["amount"] for line in billed), ZERO_MONEY)
         tax = sum((line["tax"] for line in billed), ZERO_MONEY)
-        self.trigger_event(self.Invoiced, document_id=document_id,
+        self.trigger_event(self.Invoiced, customer=self.customer, document_id=document_id,
                            invoice_number=invoice_number, lines=billed, amount=amount, tax=tax,
                            total=amount + tax, actor=actor, effective_at=at)
 
@@ -350,7 +355,8 @@ class SalesOrder(Aggregate, SalesFigures):
         if amount > self.outstanding:
             raise OrderLimitExceeded("over_payment", str(self.id), None,
                                      f"Only {max(self.outstanding, ZERO_MONEY)} is owed.")
-        self.trigger_event(self.Paid, payment_id=payment_id, amount=amount,
+        self.trigger_event(self.Paid, customer=self.customer, payment_id=payment_id,
+                           amount=amount,
                            reference=reference, actor=actor, effective_at=at)
 
     def take_back(self, quantities: dict[int, Decimal], reason: str, document_id: UUID,
@@ -360,7 +366,7 @@ class SalesOrder(Aggregate, SalesFigures):
         lines = [self._returned_line(number, quantity) for number, quantity in quantities.items()]
         amount = sum((line["credit_amount"] for line in lines), ZERO_MONEY)
         tax = sum((line["credit_tax"] for line in lines), ZERO_MONEY)
-        self.trigger_event(self.Returned, document_id=document_id,
+        self.trigger_event(self.Returned, customer=self.customer, document_id=document_id,
                            credit_note_number=f"CN-{document_id}", lines=lines,
                            credit_amount=amount, credit_tax=tax, credit_total=amount + tax,
                            reason=reason, actor=actor, effective_at=at)
@@ -376,11 +382,11 @@ class SalesOrder(Aggregate, SalesFigures):
         out_value = held["dispatched_value"] - held["returned_value"]
         credited_quantity = min(quantity, held["invoiced"] - held["credited"])
         return {"line_number": number, "sku": held["sku"], "location": held["location"],
-                "quantity": quantity, "value": _share(out_value, quantity, out_quantity),
+                "quantity": quantity, "value": share(out_value, quantity, out_quantity),
                 "credited_quantity": credited_quantity,
-                "credit_amount": _share(held["invoiced_amount"] - held["credited_amount"],
+                "credit_amount": share(held["invoiced_amount"] - held["credited_amount"],
                                         credited_quantity, held["invoiced"] - held["credited"]),
-                "credit_tax": _share(held["invoiced_tax"] - held["credited_tax"],
+                "credit_tax": share(held["invoiced_tax"] - held["credited_tax"],
                                      credited_quantity, held["invoiced"] - held["credited"])}
 
     def cancel(self, reason: str | None, actor: str, document_id: UUID) -> dict[int, Decimal]:
@@ -391,15 +397,6 @@ class SalesOrder(Aggregate, SalesFigures):
         self.record_releases(releases, "order cancelled", document_id, actor)
         self.trigger_event(self.Cancelled, reason=reason, actor=actor)
         return releases
-
-
-def _share(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
-    """`part` of `whole`'s money `total`: exact (all of it) when the part is the whole."""
-    if part == whole:
-        return total
-    if part == ZERO:
-        return ZERO_MONEY
-    return money(total * part / whole)
 
 
 def order_exposure(open_approved: bool, value: Decimal, invoiced_total: Decimal,
