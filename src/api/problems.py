@@ -26,6 +26,7 @@ STATUS_BY_ERROR: dict[type[errors.LedgerError], int] = {
     errors.CreditLimitExceeded: 409,
     errors.PossibleDuplicate: 409,
     errors.MissingPrice: 409,
+    errors.PeriodClosed: 409,
     errors.UnknownOrder: 404,
     errors.UnknownItem: 422,
     errors.UnknownLocation: 422,

@@ -49,6 +49,7 @@ from ledger.errors import (
     IdempotencyConflict,
     LedgerError,
 )
+from ledger.period_close import PeriodClose
 from ledger.purchase_orders import PurchaseOrders
 from ledger.reference import ReferenceData
 from ledger.sales_orders import SalesOrders
@@ -75,7 +76,7 @@ class CommandResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class Ledger(ReferenceData, PurchaseOrders, SalesOrders, Application[UUID]):
+class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Application[UUID]):
     """Items, locations and stock movements, on the `eventsourcing` event store."""
 
     name = "ledger"
@@ -128,6 +129,8 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, Application[UUID]):
         replayed = self._replay(meta, fingerprint)
         if replayed is not None:
             return replayed
+        # A defaulted time is now, always in the open period; a given one may be too early.
+        self.check_open(getattr(command, "effective_at", None))
         document_id = uuid4()
         for _ in range(self.attempts_max):
             context = _context(command, meta, document_id)

@@ -34,6 +34,7 @@ class Settings:
     create_tables: bool = True
     over_receipt_tolerance: Decimal = Decimal(0)
     duplicate_order_window_seconds: int = 24 * 60 * 60
+    account_codes: str = ""
     command_attempts_max: int = 32
 
     @classmethod
@@ -48,6 +49,7 @@ class Settings:
             # A duration, not money. float-ok
             read_wait_seconds=float(env.get("LEDGER_READ_WAIT_SECONDS", 5.0)),  # float-ok
             over_receipt_tolerance=Decimal(env.get("LEDGER_OVER_RECEIPT_TOLERANCE", "0")),
+            account_codes=env.get("LEDGER_ACCOUNT_CODES", ""),
             duplicate_order_window_seconds=int(env.get("LEDGER_DUPLICATE_ORDER_WINDOW_SECONDS",
                                                        24 * 60 * 60)),
             create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",

@@ -261,3 +261,19 @@ class MissingPrice(LedgerError):
 
     def facts(self) -> dict[str, object]:
         return {"order_id": self.order_id, "line_numbers": self.line_numbers}
+
+
+class PeriodClosed(LedgerError):
+    """A command dated in a closed period: post the correction in the open period."""
+
+    code = "period_closed"
+
+    def __init__(self, effective_at: datetime, closed_until: object) -> None:
+        super().__init__(f"The books are closed through {closed_until}; a command effective "
+                         f"{effective_at.isoformat()} must be dated in the open period.")
+        self.effective_at = effective_at
+        self.closed_until = closed_until
+
+    def facts(self) -> dict[str, object]:
+        return {"effective_at": self.effective_at.isoformat(),
+                "closed_until": str(self.closed_until)}

@@ -15,10 +15,18 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from ledger.domain.customer_account import CustomerAccount
-from ledger.domain.identity import bin_id, customer_account_id, item_id, location_id, party_id
+from ledger.domain.identity import (
+    bin_id,
+    customer_account_id,
+    item_id,
+    location_id,
+    party_id,
+    periods_id,
+)
 from ledger.domain.item import Item
 from ledger.domain.location import Location
 from ledger.domain.party import Party
+from ledger.domain.periods import Periods
 from ledger.domain.purchase_order import PurchaseOrder
 from ledger.domain.sales_order import SalesOrder
 from ledger.domain.stock_bin import StockBin
@@ -100,6 +108,14 @@ class Workspace:
             self._loaded[account.id] = account
         assert isinstance(account, CustomerAccount)
         return account
+
+    def periods(self) -> Periods:
+        periods = self._get(periods_id())
+        if periods is None:
+            periods = Periods.open(self._now)
+            self._loaded[periods.id] = periods
+        assert isinstance(periods, Periods)
+        return periods
 
     def add(self, aggregate: Aggregate) -> None:
         """A new aggregate the command created (saved with the rest)."""

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from ledger.config import ConfigurationError
 from projections.audit_log import AuditLogProjection
 from projections.base import Projection
+from projections.cost_layers import CostLayersProjection
 from projections.items import ItemsProjection
+from projections.journal import JournalProjection
 from projections.locations import LocationsProjection
 from projections.purchase_orders import PurchaseOrdersProjection
 from projections.sales_orders import SalesOrdersProjection
@@ -15,14 +17,14 @@ from projections.stock_card import StockCardProjection
 from projections.stock_levels import StockLevelsProjection
 
 NAMES = ("items", "locations", "stock_levels", "stock_card", "audit_log", "purchase_orders",
-         "sales_orders")
+         "sales_orders", "journal", "cost_layers")
 
 
 def all_projections() -> list[Projection]:
     """Fresh instances of every projection, in a fixed order."""
     return [ItemsProjection(), LocationsProjection(), StockLevelsProjection(),
             StockCardProjection(), AuditLogProjection(), PurchaseOrdersProjection(),
-            SalesOrdersProjection()]
+            SalesOrdersProjection(), JournalProjection(), CostLayersProjection()]
 
 
 def select(names: Sequence[str]) -> list[Projection]:

@@ -162,3 +162,21 @@ def stock_level(api: Api, sku: str, location: str, min_position: int) -> Body:
 def reserved(level: Body) -> tuple[str, str, str]:
     """A bin's on-hand, reserved and available quantities."""
     return (level["quantity_on_hand"], level["quantity_reserved"], level["quantity_available"])
+
+
+def reservations(answer: Body) -> list[tuple[int, str, str, str]]:
+    """An approval's or reservation's report per line: reserved now, reserved, still short."""
+    return [(line["line_number"], line["reserved_now"], line["reserved"], line["short"])
+            for line in answer["reservations"]]
+
+
+LINE_FIGURES = ("approved", "reserved", "backordered", "dispatched", "shipped", "delivered",
+                "invoiced", "returned", "credited")
+
+
+def line_view(number: int, sku: str, location: str, quantity: str, unit_price: str | None,
+              **figures: str) -> Body:
+    """An order line as GET /sales-orders/{id} shows it: every figure not named is zero."""
+    return {"line_number": number, "sku": sku, "location": location, "quantity": quantity,
+            "unit_price": unit_price, **dict.fromkeys(LINE_FIGURES, "0.000"),
+            "dispatched_value": "0.00", "returned_value": "0.00", **figures}

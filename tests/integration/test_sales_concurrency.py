@@ -11,6 +11,7 @@ limit, an approval lost or recorded twice, or read models that disagree with the
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from ledger import purchasing as p
 from ledger import selling as s
 from ledger.application import CommandResult, Ledger
-from ledger.commands import Dispatch, DispatchLine, Receipt, ReceiptLine
+from ledger.commands import Count, CountLine, Dispatch, DispatchLine, Receipt, ReceiptLine
 from ledger.config import Settings, read_models_url, store_environment
 from ledger.domain.context import CommandMeta
 from ledger.domain.customer_account import CustomerAccount
@@ -389,27 +390,30 @@ ASKS = [D("0.5"), D("1.25"), D("0.75"), D("2"), D("0.125"), D("1")]
 
 
 def test_reserved_dispatches_racing_plain_dispatches_never_oversell(apps: Apps) -> None:
-    """30 on hand, 18 reserved by 9 orders: 4 threads dispatch the orders, 4 sell the rest."""
+    """36 on hand, 24 reserved by 12 orders: 4 threads dispatch the orders, 4 sell the rest.
+
+    Each sales thread dispatches orders of its own (two dispatches of one order racing each
+    other are the forced interleavings below); all eight race on the one bin.
+    """
     app = apps.shared
-    stock = D("30")
+    stock = D("36")
     set_up(app, stock, dict.fromkeys(CUSTOMERS))
-    orders = [order_for(number) for number in range(9)]
+    orders = [order_for(number) for number in range(12)]
     order_ids = place_all(app, orders)
     for order_id in order_ids:
         app.review_sales_order(approval(order_id), OPERATOR)
     stocked = the_bin(app)
     reserved = stocked.quantity_reserved
-    assert reserved == sum((order.lines[0].quantity for order in orders), ZERO) == D("18")
+    assert reserved == sum((order.lines[0].quantity for order in orders), ZERO) == D("24")
     available = stock - reserved
     value = stocked.value
     sales_threads = THREADS // 2
 
     def dispatch_orders(number: int, ledger: Ledger) -> tuple[list[CommandResult], int]:
-        """Every order in turn (each thread from another start), until nothing is reserved."""
+        """This thread's orders, until nothing is reserved on them."""
         accepted: list[CommandResult] = []
         refusals = 0
-        for turn in range(len(order_ids)):
-            order_id = order_ids[(2 * number + turn) % len(order_ids)]
+        for order_id in order_ids[number::sales_threads]:
             # Even threads take one unit at a time, odd ones everything reserved.
             quantities = ((1, D("1")),) if number % 2 == 0 else ()
             command = p.Quantities(order_id=order_id, quantities=quantities)
@@ -430,7 +434,7 @@ def test_reserved_dispatches_racing_plain_dispatches_never_oversell(apps: Apps) 
         return accepted, refusals
 
     def dispatch_plain(number: int, ledger: Ledger) -> tuple[list[CommandResult], int]:
-        """Walk-in sales: take what is available until there is none."""
+        """Walk-in sales (POST /dispatches): take what is available until there is none."""
         accepted: list[CommandResult] = []
         refusals = 0
         quantity = ASKS[number % len(ASKS)]
@@ -460,15 +464,13 @@ def test_reserved_dispatches_racing_plain_dispatches_never_oversell(apps: Apps) 
     assert sum((line["quantity"] for result in sales for line in result.lines), ZERO) \
         == reserved
     assert all(refusals >= 1 for _, refusals in outcomes)
-    for result in plain:
-        assert result.lines[0]["quantity_on_hand_after"] >= ZERO
-    for result in sales:
+    for result in sales + plain:
         [line] = result.lines
         assert line["quantity_on_hand_after"] >= ZERO
+    for result in sales:
         assert result.data["status"] in ("partially_dispatched", "dispatched")
     # Every unit went out once, at cost: the value of the bin is gone, to the cent.
-    assert sum((line["value"] for result in sales + plain for line in result.lines),
-               ZERO_MONEY) == value
+    assert sum((result.lines[0]["value"] for result in sales + plain), ZERO_MONEY) == value
 
     emptied = the_bin(apps.open())
     assert (emptied.quantity_on_hand, emptied.quantity_reserved, emptied.value) == (
@@ -487,6 +489,126 @@ def test_reserved_dispatches_racing_plain_dispatches_never_oversell(apps: Apps) 
     assert_bin_history_sound(app)
     assert apps.conflicts() > 0
     assert_read_side_agrees(apps.open(), apps.url, order_ids)
+
+
+def with_a_stale_order(apps: Apps, monkeypatch: pytest.MonkeyPatch,
+                       late: Callable[[Ledger], CommandResult],
+                       early: Callable[[Ledger], CommandResult]) -> CommandResult | Exception:
+    """`late` loads the order, then the bin only after `early` changed both and was saved.
+
+    Two API processes at the worst moment, forced, so that the outcome is certain: `late`
+    must lose its save to `early` and decide again, never act on the order it loaded first.
+    Returns what `late` answered, or what it raised.
+    """
+    early_api, late_api = apps.for_thread(0), apps.for_thread(1)
+    late_at_bin, early_saved = threading.Event(), threading.Event()
+    load = late_api.repository.get
+
+    def load_bin_after_early(aggregate_id: UUID, *args: Any, **kwargs: Any) -> Any:
+        if aggregate_id == bin_id(SKU, LOCATION) and not late_at_bin.is_set():
+            late_at_bin.set()
+            assert early_saved.wait(WAIT_SECONDS_MAX)
+        return load(aggregate_id, *args, **kwargs)
+
+    monkeypatch.setattr(late_api.repository, "get", load_bin_after_early)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        late_future = pool.submit(late, late_api)
+        assert late_at_bin.wait(WAIT_SECONDS_MAX)
+        try:
+            early(early_api)
+        finally:
+            early_saved.set()
+        try:
+            return late_future.result(timeout=WAIT_SECONDS_MAX)
+        except Exception as error:  # the caller says which outcome is right
+            return error
+
+
+def raised(outcome: object) -> str:
+    """Where an unexpected exception came from, for the failure message."""
+    if not isinstance(outcome, Exception):
+        return repr(outcome)
+    frames = traceback.extract_tb(outcome.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno} {frames[-1].line}" if frames else ""
+    return f"{type(outcome).__name__}({outcome}) at {where}"
+
+
+@pytest.fixture
+def two_apps(database_url: str) -> Iterator[Apps]:
+    opened = Apps(database_url, per_thread=True)
+    yield opened
+    opened.close()
+
+
+def one_reserved_order(app: Ledger) -> UUID:
+    """3 on hand, all reserved by one order of 3."""
+    set_up(app, D("3"), {"ACME": None})
+    [order_id] = place_all(app, [order_for(2, ("ACME",))])
+    result = app.review_sales_order(approval(order_id), OPERATOR)
+    assert result.data["status"] == "approved"
+    return order_id
+
+
+EARLY_STEPS: dict[str, Callable[[Ledger, UUID], CommandResult]] = {
+    # Another clerk dispatches one unit of the same order.
+    "dispatch-one": lambda ledger, order_id: ledger.dispatch_sales_order(
+        p.Quantities(order_id=order_id, quantities=((1, D("1")),)), OPERATOR),
+    # A count finds 2: the order's reservation shrinks to 2 (shortfall release).
+    "count-shortfall": lambda ledger, order_id: ledger.count(
+        Count(location=LOCATION, reason="cycle count", lines=(CountLine(SKU, D("2")),)),
+        OPERATOR),
+}
+
+
+@pytest.mark.parametrize("early_step", sorted(EARLY_STEPS))
+def test_a_dispatch_deciding_on_a_stale_order_is_retried(
+        two_apps: Apps, monkeypatch: pytest.MonkeyPatch, early_step: str) -> None:
+    """Dispatch everything reserved, while another command takes 1 of the order's 3.
+
+    Right: the dispatch loses its save, decides again and dispatches the 2 still reserved.
+    """
+    app = two_apps.for_thread(0)
+    order_id = one_reserved_order(app)
+
+    outcome = with_a_stale_order(
+        two_apps, monkeypatch,
+        late=lambda ledger: ledger.dispatch_sales_order(
+            p.Quantities(order_id=order_id, quantities=()), OPERATOR),
+        early=lambda ledger: EARLY_STEPS[early_step](ledger, order_id))
+
+    assert isinstance(outcome, CommandResult), raised(outcome)
+    assert [line["quantity"] for line in outcome.lines] == [D("2")]
+    order = app.sales_order(order_id)
+    assert order.lines[1]["reserved"] == ZERO
+    assert order.lines[1]["dispatched"] == (D("3") if early_step == "dispatch-one" else D("2"))
+    stock_bin = the_bin(app)
+    assert (stock_bin.quantity_on_hand, stock_bin.quantity_reserved) == (ZERO, ZERO)
+    assert_bin_history_sound(app)
+
+
+def test_a_cancel_deciding_on_a_stale_order_is_retried(
+        two_apps: Apps, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancel an approved order while another clerk dispatches 1 of its 3 reserved.
+
+    Right: the cancel loses its save, decides again and is refused (409 invalid_transition:
+    the order is partially dispatched); the 2 still reserved stay reserved.
+    """
+    app = two_apps.for_thread(0)
+    order_id = one_reserved_order(app)
+
+    outcome = with_a_stale_order(
+        two_apps, monkeypatch,
+        late=lambda ledger: ledger.cancel_sales_order(p.OrderStep(order_id=order_id),
+                                                      OPERATOR),
+        early=lambda ledger: EARLY_STEPS["dispatch-one"](ledger, order_id))
+
+    assert isinstance(outcome, InvalidTransition), raised(outcome)
+    assert (outcome.status, outcome.action) == ("partially_dispatched", "cancel")
+    order = app.sales_order(order_id)
+    assert (order.status, order.lines[1]["reserved"]) == ("partially_dispatched", D("2"))
+    stock_bin = the_bin(app)
+    assert (stock_bin.quantity_on_hand, stock_bin.quantity_reserved) == (D("2"), D("2"))
+    assert_bin_history_sound(app)
 
 
 def test_approvals_at_once_never_exceed_a_credit_limit(apps: Apps) -> None:

@@ -49,3 +49,7 @@ def party_id(code: str) -> UUID:
 
 def customer_account_id(code: str) -> UUID:
     return uuid5(NAMESPACE, f"customer-account\x00{code}")
+
+
+def periods_id() -> UUID:
+    return uuid5(NAMESPACE, "periods")

@@ -341,7 +341,9 @@ class SalesOrder(Aggregate, SalesFigures):
                                          f"Line {number} has {self.billable(number)} delivered "
                                          "and not yet invoiced.")
             amount = extend(line["quantity"], line["unit_price"])
-            billed.append({**line, "amount": amount, "tax": money(amount * line["tax_rate"])})
+            held = self.lines[number]
+            billed.append({**line, "sku": held["sku"], "location": held["location"],
+                           "amount": amount, "tax": money(amount * line["tax_rate"])})
         amount = sum((line["amount"] for line in billed), ZERO_MONEY)
         tax = sum((line["tax"] for line in billed), ZERO_MONEY)
         self.trigger_event(self.Invoiced, customer=self.customer, document_id=document_id,
