@@ -15,6 +15,7 @@ from api.routers import (
     alerts,
     audit,
     documents,
+    finance,
     health,
     parties,
     projections,
@@ -23,6 +24,7 @@ from api.routers import (
     sales_orders,
     stock,
 )
+from ledger.accounts import Chart
 from ledger.application import Ledger
 from ledger.config import ConfigurationError, Settings, event_store_environment, read_models_url
 from projections.service import EmbeddedRunner, ReadModels
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.chart = Chart.parse(settings.account_codes)
     app.state.keys = keys
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.request_body_bytes_max)
@@ -87,4 +90,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(projections.router)
     app.include_router(audit.router)
+    app.include_router(finance.router)
     return app

@@ -65,3 +65,4 @@ class KeyRing:
 
 READ = frozenset(Role)
 OPERATE = frozenset({Role.operations, Role.admin})
+FINANCE = frozenset({Role.finance, Role.admin})

@@ -50,17 +50,28 @@ def _requiring(roles: frozenset[Role], action: str):  # type: ignore[no-untyped-
     return check
 
 
-def get_command_meta(
-    principal: Annotated[Principal, Depends(_requiring(OPERATE, "record stock movements"))],
-    idempotency_key: Annotated[str | None, Header()] = None,
-    x_correlation_id: Annotated[str | None, Header()] = None,
-) -> CommandMeta:
-    if idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(idempotency_key):
-        raise ApiProblem(422, "validation_error",
-                         "Idempotency-Key must be 1–200 visible ASCII characters.",
-                         field="Idempotency-Key")
-    correlation_id = (x_correlation_id or "")[:200] or str(uuid4())
-    return CommandMeta(principal.actor, idempotency_key, correlation_id)
+def command_meta(roles: frozenset[Role], action: str):  # type: ignore[no-untyped-def]
+    """A dependency: the command metadata of a caller whose role may do `action`."""
+
+    allowed = Depends(_requiring(roles, action))
+
+    # The caller's role is checked by a default (not an annotation): annotations are
+    # resolved from module globals, where `roles` and `action` do not exist.
+    def get(idempotency_key: Annotated[str | None, Header()] = None,
+            x_correlation_id: Annotated[str | None, Header()] = None,
+            principal: Principal = allowed) -> CommandMeta:
+        if idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(
+                idempotency_key):
+            raise ApiProblem(422, "validation_error",
+                             "Idempotency-Key must be 1–200 visible ASCII characters.",
+                             field="Idempotency-Key")
+        correlation_id = (x_correlation_id or "")[:200] or str(uuid4())
+        return CommandMeta(principal.actor, idempotency_key, correlation_id)
+
+    return get
+
+
+get_command_meta = command_meta(OPERATE, "record stock movements")
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]

@@ -48,6 +48,7 @@ from ledger.errors import (
     ConcurrentModification,
     IdempotencyConflict,
     LedgerError,
+    StaleRead,
 )
 from ledger.period_close import PeriodClose
 from ledger.purchase_orders import PurchaseOrders
@@ -137,6 +138,8 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
             workspace = Workspace(self.repository.get, context.recorded_at)
             try:
                 body = decide(command, workspace, context)
+            except StaleRead:
+                continue  # an aggregate read before another writer's save: decide again
             except LedgerError:
                 # A retry may have been decided against the state its own original command
                 # left behind (e.g. the stock it already took): answer as the original did.

@@ -277,3 +277,8 @@ class PeriodClosed(LedgerError):
     def facts(self) -> dict[str, object]:
         return {"effective_at": self.effective_at.isoformat(),
                 "closed_until": str(self.closed_until)}
+
+
+class StaleRead(Exception):
+    """Two aggregates loaded for one command disagree: one was read before another writer
+    changed it. Not a refusal: the application service decides the command again."""

@@ -28,7 +28,7 @@ from ledger.errors import (
     MissingPrice,
     PossibleDuplicate,
 )
-from ledger.numbers import ZERO
+from ledger.numbers import ZERO, ZERO_QUANTITY
 from ledger.purchasing import (
     OrderHeader,
     OrderStep,
@@ -206,7 +206,7 @@ def _reserve(order: SalesOrder, workspace: Workspace,
     order.record_reservations(got, context.document_id, context.actor)
     short_after = order.short()
     return [{"line_number": number, "sku": line["sku"], "location": line["location"],
-             "reserved_now": got.get(number, ZERO), "reserved": line["reserved"],
+             "reserved_now": got.get(number, ZERO_QUANTITY), "reserved": line["reserved"],
              "short": short_after[number]} for number, line in order.lines.items()]
 
 

@@ -15,6 +15,10 @@ from projections.encoding import e2, money_of
 
 P = PurchaseOrder
 FIGURES = {P.GoodsReceived: "received", P.GoodsReturned: "returned", P.Invoiced: "invoiced"}
+# The money each kind of line adds to (what goods received not invoiced is made of).
+VALUES = {P.GoodsReceived: ("received_value", "value"),
+          P.GoodsReturned: ("returned_value", "value"),
+          P.Invoiced: ("grni_cleared", "grni_value")}
 
 
 class PurchaseOrdersProjection(KeyedProjection):
@@ -65,7 +69,8 @@ def _created(event: Any, position: int) -> Row:
     lines = [{"line_number": line["line_number"], "sku": line["sku"],
               "location": line["location"], "quantity": str(line["quantity"]),
               "unit_price": str(line["unit_price"]), "received": "0.000",
-              "returned": "0.000", "invoiced": "0.000"} for line in event.lines]
+              "returned": "0.000", "invoiced": "0.000", "received_value": "0.00",
+              "returned_value": "0.00", "grni_cleared": "0.00"} for line in event.lines]
     return {"order_id": str(event.originator_id), "supplier": event.supplier, "review": None,
             "ended": None, "reference": event.reference, "lines": _dump(lines),
             "invoiced_total_e2": 0, "paid_e2": 0, "created_position": position}
@@ -82,9 +87,11 @@ def _changes(row: Row, event: Any) -> Row:
     figure = FIGURES.get(type(event))
     if figure is not None:
         lines = {line["line_number"]: line for line in json.loads(row["lines"])}
+        value_figure, value_field = VALUES[type(event)]
         for moved in event.lines:
             line = lines[moved["line_number"]]
             line[figure] = str(Decimal(line[figure]) + moved["quantity"])
+            line[value_figure] = str(Decimal(line[value_figure]) + moved[value_field])
         changes["lines"] = _dump(list(lines.values()))
     if isinstance(event, P.Invoiced):
         changes["invoiced_total_e2"] = row["invoiced_total_e2"] + e2(event.total)

@@ -189,7 +189,7 @@ def test_a_placed_order_records_its_customer_and_lines_and_waits_for_review() ->
     order = given(duplicates=(EARLIER_ORDER,))
     assert (order.status, order.customer, order.possible_duplicate_of) == (
         "pending_review", "CUS-1", [EARLIER_ORDER])
-    assert figures(order) == {1: ("0",) * 7, 2: ("0",) * 7}
+    assert figures(order) == {1: ("0.000",) * 7, 2: ("0.000",) * 7}
     # 10 × 2.675 = 26.75; 3 × 3.335 = 10.005 → 10.01 (half up): 36.76 ordered.
     assert str(order.value) == "36.76"
     assert str(order.exposure()) == "0.00"
@@ -290,7 +290,7 @@ def test_a_dispatch_turns_reserved_into_dispatched_at_the_cost_it_went_out_at() 
     assert event_lines(dispatched, "line_number", "sku", "location", "quantity", "value") == [
         (1, "SKU-1", "WH-1", "4.000", "10.00")]
     assert figures(order, "reserved", "dispatched", "dispatched_value") == {
-        1: ("6.000", "4.000", "10.00"), 2: ("3.000", "0", "0.00")}
+        1: ("6.000", "4.000", "10.00"), 2: ("3.000", "0.000", "0.00")}
     assert order.status == "partially_dispatched"
 
     when(order, dispatch((1, "6", "15.00"), (2, "3", "10.00")))
@@ -537,7 +537,6 @@ def test_a_return_of_all_that_is_left_takes_exactly_what_is_left() -> None:
     assert event_lines(last, "value", "credit_amount", "credit_tax") == [
         ("3.33", "1.00", "0.01")]
     assert str(order.outstanding) == "0.00"
-    assert order.status == "returned"
 
 
 def test_a_whole_return_in_one_go_takes_each_lines_value_exactly() -> None:
@@ -546,8 +545,8 @@ def test_a_whole_return_in_one_go_takes_each_lines_value_exactly() -> None:
     [returned] = when(order, take_back((1, "10"), (2, "3")))
 
     assert event_lines(returned, "line_number", "quantity", "value", "credited_quantity",
-                       "credit_amount") == [(1, "10.000", "25.00", "0", "0.00"),
-                                            (2, "3.000", "10.00", "0", "0.00")]
+                       "credit_amount") == [(1, "10.000", "25.00", "0.000", "0.00"),
+                                            (2, "3.000", "10.00", "0.000", "0.00")]
     assert (str(returned.credit_total), order.status) == ("0.00", "returned")
 
 
@@ -926,6 +925,14 @@ def test_the_same_lines_again_within_the_window_are_flagged_and_need_confirmatio
     assert review(shop, first)["status"] == "backordered"
 
 
+def test_the_same_figures_written_differently_are_the_same_lines(shop: Ledger) -> None:
+    first = place(shop, ("FIFO-1", "WH-1", "10", "6"))
+
+    order_id = place(shop, ("FIFO-1", "WH-1", "10.000", "6.00"))
+
+    assert shop.sales_order(order_id).possible_duplicate_of == [first]
+
+
 @pytest.mark.parametrize("other", [
     (("FIFO-1", "WH-1", "10.001", "6"),), (("FIFO-1", "WH-1", "10", "6.000001"),),
     (("FIFO-1", "WH-2", "10", "6"),), (("AVG-1", "WH-1", "10", "6"),),
@@ -1014,14 +1021,30 @@ def test_approval_reserves_what_is_available_and_backorders_the_rest(shop: Ledge
     result = review(shop, order_id)
 
     assert result["status"] == "backordered"
-    assert [(r["line_number"], r["sku"], r["location"], str(r["reserved_now"]),
-             str(r["reserved"]), str(r["short"])) for r in result["reservations"]] == [
-        (1, "FIFO-1", "WH-1", "6.000", "6.000", "4.000"),
-        (2, "AVG-1", "WH-1", "0", "0", "1.000")]
+    first, second = result["reservations"]
+    assert (first["line_number"], first["sku"], first["location"], str(first["reserved_now"]),
+            str(first["reserved"]), str(first["short"])) == (
+        1, "FIFO-1", "WH-1", "6.000", "6.000", "4.000")
+    # (How "nothing reserved now" is written: see the test after this one.)
+    assert (second["line_number"], second["sku"], second["location"], second["reserved_now"],
+            str(second["reserved"]), str(second["short"])) == (
+        2, "AVG-1", "WH-1", 0, "0.000", "1.000")
     stock_bin = shop.stock_bin("FIFO-1", "WH-1")
     assert stock_bin is not None
     assert (str(stock_bin.quantity_reserved), str(stock_bin.quantity_available)) == (
         "6.000", "0.000")
+
+
+def test_nothing_reserved_now_is_written_with_three_places_like_every_quantity(
+        shop: Ledger) -> None:
+    stock(shop, "FIFO-1", "10", "2")
+    # Line 1 gets its 1 now; line 2 has no bin to reserve from and gets nothing, which is
+    # written like any other quantity (3 places), as `reserved` and `short` are.
+    order_id = place(shop, ("FIFO-1", "WH-1", "1", "6"), ("AVG-1", "WH-2", "1", "4"))
+
+    result = review(shop, order_id)
+
+    assert [str(r["reserved_now"]) for r in result["reservations"]] == ["1.000", "0.000"]
 
 
 def test_a_reserve_takes_what_arrived_since_and_appends_nothing_when_nothing_came(
@@ -1034,7 +1057,7 @@ def test_a_reserve_takes_what_arrived_since_and_appends_nothing_when_nothing_cam
     nothing = shop.reserve_sales_order(p.OrderStep(order_id=order_id), META)
 
     assert (nothing.position, shop.head_position()) == (head, head)
-    assert [str(r["reserved_now"]) for r in nothing.data["reservations"]] == ["0"]
+    assert [str(r["reserved_now"]) for r in nothing.data["reservations"]] == ["0.000"]
     stock(shop, "FIFO-1", "5", "3")
 
     result = shop.reserve_sales_order(p.OrderStep(order_id=order_id), META)
@@ -1243,13 +1266,17 @@ def test_a_credit_note_frees_the_credit(shop: Ledger) -> None:
     order_id = delivered(shop, ("FIFO-1", "WH-1", "60", "1"), customer=KIOSK)
     shop.invoice_sales_order(p.Invoice(order_id=order_id, invoice_number="INV-1",
                                        lines=((1, D("60"), None, D("0")),)), META)
+    other = kiosk_order(shop, "50")
+    # 60.00 + 50.00 = 110.00.
+    with pytest.raises(CreditLimitExceeded):
+        review(shop, other)
 
     shop.return_sales_order(p.Quantities(order_id=order_id, quantities=((1, D("20")),),
                                          reason="damaged"), META)
 
-    # 60.00 invoiced less 20.00 credited.
+    # 60.00 invoiced less 20.00 credited; 40.00 + 50.00 = 90.00.
     assert exposures(shop, KIOSK) == {str(order_id): "40.00"}
-    assert review(shop, kiosk_order(shop, "60"))["status"] == "approved"
+    assert review(shop, other)["status"] == "approved"
 
 
 def test_a_customer_without_a_limit_has_no_credit_check(shop: Ledger) -> None:

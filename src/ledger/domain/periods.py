@@ -32,9 +32,13 @@ class Periods(Aggregate):
 
         def apply(self, periods: Periods) -> None:
             periods.closed_until = date.fromisoformat(self.until)
+            periods.closes.append({"until": self.until, "reason": self.reason,
+                                   "actor": self.actor,
+                                   "closed_at": self.timestamp.isoformat()})
 
     def __init__(self) -> None:
         self.closed_until: date | None = None
+        self.closes: list[dict[str, str | None]] = []
 
     @classmethod
     def open(cls, at: datetime) -> Periods:

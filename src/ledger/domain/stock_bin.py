@@ -30,8 +30,8 @@ from ledger.costing import (
 )
 from ledger.domain.context import MovementContext
 from ledger.domain.identity import bin_id
-from ledger.errors import BackdatedMovement, InsufficientStock
-from ledger.numbers import ZERO, average, money, quantity
+from ledger.errors import BackdatedMovement, InsufficientStock, StaleRead
+from ledger.numbers import ZERO, ZERO_QUANTITY, average, money, quantity
 
 
 class StockBin(Aggregate):
@@ -200,10 +200,10 @@ class StockBin(Aggregate):
 
     @property
     def quantity_reserved(self) -> Decimal:
-        return sum(self.reservations.values(), ZERO)
+        return sum(self.reservations.values(), ZERO_QUANTITY)
 
     def reserved_for(self, order_id: UUID, order_line: int) -> Decimal:
-        return self.reservations.get(reservation_key(order_id, order_line), ZERO)
+        return self.reservations.get(reservation_key(order_id, order_line), ZERO_QUANTITY)
 
     def unreserve(self, key: str, quantity: Decimal) -> None:
         """Take `quantity` off one reservation (applying an event; never below zero)."""
@@ -237,7 +237,8 @@ class StockBin(Aggregate):
     def release(self, order_id: UUID, order_line: int, quantity_released: Decimal,
                 reason: str, context: MovementContext) -> None:
         """Give up (part of) an order line's reservation."""
-        assert ZERO < quantity_released <= self.reserved_for(order_id, order_line)
+        if not ZERO < quantity_released <= self.reserved_for(order_id, order_line):
+            raise StaleRead(f"order {order_id} line {order_line} holds less here")
         self.trigger_event(self.ReservationReleased, **self._reservation_fields(
             order_id, order_line, quantity_released, context),
             quantity_reserved_after=self.quantity_reserved - quantity_released, reason=reason)
@@ -253,7 +254,8 @@ class StockBin(Aggregate):
                           line_number: int, order_line: int) -> None:
         """Take an order line's reserved stock out at cost (出库 for a sales order)."""
         assert context.order_id is not None
-        assert quantity_out <= self.reserved_for(context.order_id, order_line)
+        if quantity_out > self.reserved_for(context.order_id, order_line):
+            raise StaleRead(f"order {context.order_id} line {order_line} holds less here")
         removed = take(self.cost, quantity_out)
         self._move(self.Dispatched, removed, (), context, line_number, order_line=order_line,
                    quantity=quantity_out, unit_cost=unit_cost_of(removed, self.unit_cost),
