@@ -472,7 +472,9 @@ class TimelineEntryOut(BaseModel):
     actor: str
 
 
-class SalesOrderOut(BaseModel):
+class SalesOrderSummaryOut(BaseModel):
+    """A sales order as lists show it: everything but the timeline."""
+
     order_id: str
     customer: str
     status: str
@@ -485,11 +487,14 @@ class SalesOrderOut(BaseModel):
     credited_total: Decimal
     paid: Decimal
     outstanding: Decimal
-    timeline: list[TimelineEntryOut] | None = None
     version: int
 
 
+class SalesOrderOut(SalesOrderSummaryOut):
+    timeline: list[TimelineEntryOut]
+
+
 class SalesOrderPage(BaseModel):
-    items: list[SalesOrderOut]
+    items: list[SalesOrderSummaryOut]
     position: int
     next_cursor: str | None

@@ -3,7 +3,7 @@ period close; and the sales and turnover reports."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -151,11 +151,14 @@ def sales_report(request: Request, read_models: ReadModelsDep, _: Reader,
 @router.get("/reports/turnover", response_model=TurnoverOut, responses=READS,
             tags=["reports"])
 def turnover(request: Request, read_models: ReadModelsDep, _: Reader,
-             start: Annotated[datetime, Query(alias="from")],
-             end: Annotated[datetime, Query(alias="to")],
+             start: From = None, end: To = None,
              min_position: MinPosition = 0) -> dict[str, Any]:
-    """Inventory turnover (COGS ÷ average inventory value) and days on hand per SKU."""
+    """Inventory turnover (COGS ÷ average inventory value) and days on hand per SKU.
+
+    The period defaults to the 30 days before `to`, and `to` to now."""
     _period(start, end)
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=30)
     if end <= start:
         raise ApiProblem(422, "validation_error", "`to` must be later than `from`.", field="to")
     snapshot = Snapshot(request, read_models, min_position)

@@ -25,6 +25,7 @@ from api.schemas import (
     SalesOrderLineOut,
     SalesOrderOut,
     SalesOrderPage,
+    SalesOrderSummaryOut,
     SalesPaymentIn,
     SalesReviewIn,
     ShipmentIn,
@@ -176,18 +177,20 @@ def _line(line: dict[str, Any], *, approved: bool, open_: bool) -> SalesOrderLin
         **figures)
 
 
-def _view(row: dict[str, Any], *, timeline: bool) -> SalesOrderOut:
+def _view(row: dict[str, Any], *, timeline: bool) -> SalesOrderSummaryOut:
     invoiced, credited = money_of(row["invoiced_total_e2"]), money_of(row["credited_total_e2"])
     paid = money_of(row["paid_e2"])
     approved, open_ = row["review"] == "approved", not row["cancelled"]
-    return SalesOrderOut(
+    view = SalesOrderSummaryOut(
         order_id=row["order_id"], customer=row["customer"], status=row["status"],
         reference=row["reference"], note=row["note"], placed_at=row["placed_at"],
         possible_duplicate_of=json.loads(row["possible_duplicate_of"]),
         lines=[_line(line, approved=approved, open_=open_) for line in json.loads(row["lines"])],
         invoiced_total=invoiced, credited_total=credited, paid=paid,
-        outstanding=invoiced - credited - paid,
-        timeline=json.loads(row["timeline"]) if timeline else None, version=row["version"])
+        outstanding=invoiced - credited - paid, version=row["version"])
+    if not timeline:
+        return view
+    return SalesOrderOut(**view.model_dump(), timeline=json.loads(row["timeline"]))
 
 
 @router.get("/sales-orders/{order_id}", response_model=SalesOrderOut,
@@ -202,10 +205,12 @@ def get_one(request: Request, order_id: UUID, read_models: ReadModelsDep, _: Rea
     if row is None:
         raise ApiProblem(404, "unknown_order", f"No sales order {order_id}.",
                          order_id=str(order_id))
-    return _view(row, timeline=True)
+    view = _view(row, timeline=True)
+    assert isinstance(view, SalesOrderOut)
+    return view
 
 
-@router.get("/sales-orders", response_model=SalesOrderPage, response_model_exclude_none=True,
+@router.get("/sales-orders", response_model=SalesOrderPage,
             responses=responses(401, 403, 422, 503))
 def get_many(request: Request, read_models: ReadModelsDep, _: Reader,
              status: STATUSES | None = None,
