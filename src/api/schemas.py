@@ -319,11 +319,13 @@ class InvoiceLineIn(Request):
 class InvoiceIn(Request):
     invoice_number: Text
     lines: list[InvoiceLineIn] = Lines
+    effective_at: AwareDatetime | None = None
 
 
 class PaymentIn(Request):
     amount: Dec
     reference: Text | None = None
+    effective_at: AwareDatetime | None = None
 
 
 class OrderCommandOut(BaseModel):
@@ -409,11 +411,11 @@ class DeliveryIn(Request):
 
 
 class SalesInvoiceIn(InvoiceIn):
-    effective_at: AwareDatetime | None = None
+    pass
 
 
 class SalesPaymentIn(PaymentIn):
-    effective_at: AwareDatetime | None = None
+    pass
 
 
 class ReservationOut(BaseModel):

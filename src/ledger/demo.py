@@ -96,10 +96,10 @@ def _purchase_orders(ledger: Ledger) -> int:
         ("po-4-receipt", lambda m: ledger.receive_purchase_order(p.Quantities(
             order_id=paid, effective_at=_at(7, 9), quantities=((1, d("10")),)), m)),
         ("po-4-invoice", lambda m: ledger.invoice_purchase_order(p.Invoice(
-            order_id=paid, invoice_number="JDZ-INV-0307", lines=((1, d("10"), None, d("0.13")),)),
-            m)),
+            order_id=paid, invoice_number="JDZ-INV-0307", effective_at=_at(8, 9),
+            lines=((1, d("10"), None, d("0.13")),)), m)),
         ("po-4-payment", lambda m: ledger.pay_purchase_order(
-            p.Payment(order_id=paid, amount=d("536.75")), m)),
+            p.Payment(order_id=paid, amount=d("536.75"), effective_at=_at(9, 9)), m)),
     ):
         run(key, step)
     cancelled = order("po-5-cancelled", "HZ-TEA", "TEA-001", "20", "13.00")

@@ -238,14 +238,15 @@ def decide_invoice(command: Invoice, workspace: Workspace,
     order.invoice(command.invoice_number, [
         {"line_number": number, "quantity": quantity, "tax_rate": rate,
          "unit_price": order.line(number)["unit_price"] if price is None else price}
-        for number, quantity, price, rate in command.lines], context.actor)
+        for number, quantity, price, rate in command.lines], context.actor, context.effective_at)
     return {**_status(order), "outstanding": order.outstanding}
 
 
 def decide_payment(command: Payment, workspace: Workspace,
                    context: MovementContext) -> dict[str, Any]:
     order = workspace.purchase_order(command.order_id)
-    order.pay(command.amount, context.document_id, command.reference, context.actor)
+    order.pay(command.amount, context.document_id, command.reference, context.actor,
+              context.effective_at)
     return {**_status(order), "outstanding": order.outstanding}
 
 

@@ -98,7 +98,8 @@ def return_goods(order_id: UUID, body: OrderQuantitiesIn, ledger: LedgerDep,
 def invoice(order_id: UUID, body: InvoiceIn, ledger: LedgerDep, meta: CommandMetaDep,
             response: Response) -> OrderCommandOut:
     """Record the supplier's invoice (quantity, price and tax rate per line)."""
-    command = p.Invoice(order_id=order_id, invoice_number=body.invoice_number, lines=tuple(
+    command = p.Invoice(order_id=order_id, invoice_number=body.invoice_number,
+                        effective_at=body.effective_at, lines=tuple(
         (line.line_number, line.quantity, line.unit_price, line.tax_rate) for line in body.lines))
     return _out(ledger.invoice_purchase_order(command, meta), response)
 
@@ -107,7 +108,8 @@ def invoice(order_id: UUID, body: InvoiceIn, ledger: LedgerDep, meta: CommandMet
 def pay(order_id: UUID, body: PaymentIn, ledger: LedgerDep, meta: CommandMetaDep,
         response: Response) -> OrderCommandOut:
     """Pay the supplier, up to what is owed."""
-    command = p.Payment(order_id=order_id, amount=body.amount, reference=body.reference)
+    command = p.Payment(order_id=order_id, amount=body.amount, reference=body.reference,
+                        effective_at=body.effective_at)
     return _out(ledger.pay_purchase_order(command, meta), response)
 
 

@@ -80,6 +80,7 @@ class PurchaseOrder(Aggregate):
         tax: Decimal
         total: Decimal
         actor: str
+        effective_at: datetime | None
 
         def apply(self, order: PurchaseOrder) -> None:
             order.add("invoiced", self.lines)
@@ -93,6 +94,7 @@ class PurchaseOrder(Aggregate):
         amount: Decimal
         reference: str | None
         actor: str
+        effective_at: datetime | None
 
         def apply(self, order: PurchaseOrder) -> None:
             order.paid += self.amount
@@ -210,7 +212,8 @@ class PurchaseOrder(Aggregate):
         self.trigger_event(self.GoodsReturned, document_id=document_id, lines=lines,
                            reason=reason, actor=actor, effective_at=at)
 
-    def invoice(self, invoice_number: str, lines: list[Line], actor: str) -> None:
+    def invoice(self, invoice_number: str, lines: list[Line], actor: str,
+                at: datetime | None = None) -> None:
         """Record the supplier's invoice: never more than was received and kept, per line."""
         self.require("invoice", "partially_received", "received", "invoiced", "paid", "closed")
         billed = []
@@ -229,18 +232,19 @@ class PurchaseOrder(Aggregate):
         tax = sum((line["tax"] for line in billed), ZERO_MONEY)
         self.trigger_event(self.Invoiced, supplier=self.supplier,
                            invoice_number=invoice_number, lines=billed,
-                           amount=amount, tax=tax, total=amount + tax, actor=actor)
+                           amount=amount, tax=tax, total=amount + tax, actor=actor,
+                           effective_at=at)
 
     def pay(self, amount: Decimal, payment_id: UUID, reference: str | None,
-            actor: str) -> None:
+            actor: str, at: datetime | None = None) -> None:
         """Pay the supplier: never more than is owed on the invoices."""
         self.require("pay", "invoiced", "partially_received", "received", "closed")
         if amount > self.outstanding:
             raise OrderLimitExceeded("over_payment", str(self.id), None,
                                      f"Only {self.outstanding} is owed.")
         self.trigger_event(self.Paid, supplier=self.supplier, payment_id=payment_id,
-                           amount=amount,
-                           reference=reference, actor=actor)
+                           amount=amount, reference=reference, actor=actor,
+                           effective_at=at)
 
     def end(self, outcome: str, reason: str | None, actor: str) -> None:
         """Cancel (what was not received is no longer expected) or close the order."""
