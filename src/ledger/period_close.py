@@ -61,8 +61,9 @@ class PeriodClose:
         return found
 
     def check_open(self, effective_at: datetime | None) -> None:
-        """Refuse a business time in a closed period."""
-        if effective_at is None:
+        """Refuse a business time in a closed period (a time without an offset is refused
+        later, as invalid input, like any other bad time)."""
+        if effective_at is None or effective_at.utcoffset() is None:
             return
         periods = self.periods()
         open_from = None if periods is None else periods.open_from
