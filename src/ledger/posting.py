@@ -118,8 +118,9 @@ def _returned_to_supplier(event: StockBin.ReturnedToSupplier) -> tuple[str, list
 
 def _returned_by_customer(event: StockBin.ReturnedByCustomer) -> tuple[str, list[Posting]]:
     dims = _movement(event)
+    # Quantities are signed like the cost: what comes back counts against the COGS sold.
     return "customer_return", [dr(INVENTORY, event.value, **dims),
-                               cr(COGS, event.value, **dims)]
+                               cr(COGS, event.value, **{**dims, "quantity": -event.quantity})]
 
 
 def _counted(event: StockBin.Counted) -> tuple[str, list[Posting]]:

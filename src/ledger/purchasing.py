@@ -238,7 +238,8 @@ def decide_invoice(command: Invoice, workspace: Workspace,
     order.invoice(command.invoice_number, [
         {"line_number": number, "quantity": quantity, "tax_rate": rate,
          "unit_price": order.line(number)["unit_price"] if price is None else price}
-        for number, quantity, price, rate in command.lines], context.actor, context.effective_at)
+        for number, quantity, price, rate in command.lines], context.actor, context.effective_at,
+        context.document_id)
     return {**_status(order), "outstanding": order.outstanding}
 
 

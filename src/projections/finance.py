@@ -89,8 +89,9 @@ def trial_balance(connection: Connection, journal: Table, as_of: datetime | None
 
 
 def valuation(connection: Connection, tables: Tables, *, as_of: datetime | None,
-              sku: str | None, location: str | None) -> list[Row]:
-    """Quantity and value per bin, now (with FIFO layers) or as of an effective moment."""
+              sku: str | None, location: str | None, before: bool = False) -> list[Row]:
+    """Quantity and value per bin, now (with FIFO layers) or as of an effective moment
+    (movements at that moment included, or with `before` not)."""
     levels, layers = tables.stock_levels, tables.cost_layers
     statement = (select(levels.c.sku, levels.c.location, levels.c.quantity_on_hand_e3,
                         levels.c.value_e2, levels.c.unit_cost_e6, layers.c.valuation_method,
@@ -105,17 +106,19 @@ def valuation(connection: Connection, tables: Tables, *, as_of: datetime | None,
     rows = [dict(row) for row in connection.execute(statement).mappings()]
     if as_of is None:
         return rows
-    return [row for row in (_as_of(connection, tables.stock_card, row, as_of) for row in rows)
-            if row is not None]
+    return [row for row in (_as_of(connection, tables.stock_card, row, as_of, before)
+                            for row in rows) if row is not None]
 
 
-def _as_of(connection: Connection, card: Table, row: Row, moment: datetime) -> Row | None:
-    """The bin's figures after its last movement effective at or before `moment`."""
+def _as_of(connection: Connection, card: Table, row: Row, moment: datetime,
+           before: bool) -> Row | None:
+    """The bin's figures after its last movement effective at (or before) `moment`."""
+    at = instant(moment)
     found = connection.execute(
         select(card.c.quantity_on_hand_after_e3, card.c.value_after_e2,
                card.c.unit_cost_after_e6)
         .where(card.c.sku == row["sku"], card.c.location == row["location"],
-               card.c.effective_at <= instant(moment))
+               card.c.effective_at < at if before else card.c.effective_at <= at)
         .order_by(card.c.effective_at.desc(), card.c.position.desc()).limit(1)).first()
     if found is None:
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -110,6 +110,8 @@ def _ratio(part: Decimal, whole: Decimal, places: str) -> Decimal | None:
 def turnover(connection: Connection, tables: q.Tables, *, start: datetime,
              end: datetime) -> Row:
     """Per SKU: COGS in the period ÷ the average of opening and closing inventory value."""
+    # Values just before each edge: the period's COGS is [start, end), so opening − COGS
+    # + receipts = closing holds for movements exactly on an edge too.
     opening = _value_per_sku(connection, tables, start)
     closing = _value_per_sku(connection, tables, end)
     costs = {row["key"]: money_of(row["debit_e2"] - row["credit_e2"])
@@ -132,7 +134,8 @@ def turnover(connection: Connection, tables: q.Tables, *, start: datetime,
 def _value_per_sku(connection: Connection, tables: q.Tables,
                    moment: datetime) -> dict[str, Decimal]:
     values: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for row in q.valuation(connection, tables, as_of=moment, sku=None, location=None):
+    for row in q.valuation(connection, tables, as_of=moment, sku=None, location=None,
+                           before=True):
         values[row["sku"]] += money_of(row["value_e2"])
     return dict(values)
 
@@ -143,7 +146,7 @@ def ageing(connection: Connection, tables: q.Tables, account: str, as_of: dateti
     per_party: dict[str, list[Row]] = defaultdict(list)
     for line in q.open_items(connection, tables.journal, account, as_of):
         per_party[line["party"] or ""].append(line)
-    parties = [_aged(party, lines, sign, as_of.date()) for party, lines in
+    parties = [_aged(party, lines, sign, as_of.astimezone(UTC).date()) for party, lines in
                sorted(per_party.items())]
     parties = [party for party in parties if party["open"] != 0]
     totals = {name: sum((party["buckets"][name] for party in parties), ZERO)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime
 
 from api import cursors
 from api.auth import FINANCE
@@ -40,9 +41,9 @@ router = APIRouter(route_class=LedgerRoute, tags=["finance"])
 READS = responses(401, 403, 422, 503)
 NAMES = ("journal", "stock_levels", "stock_card", "cost_layers", "purchase_orders",
          "sales_orders", "audit_log")
-Moment = Annotated[datetime | None, Query()]
-From = Annotated[datetime | None, Query(alias="from")]
-To = Annotated[datetime | None, Query(alias="to")]
+Moment = Annotated[AwareDatetime | None, Query()]
+From = Annotated[AwareDatetime | None, Query(alias="from")]
+To = Annotated[AwareDatetime | None, Query(alias="to")]
 ACCOUNTS = Literal["inventory", "stock_in_transit", "grni", "accounts_payable",
                    "accounts_receivable", "sales_revenue", "sales_returns", "cogs",
                    "inventory_adjustments", "purchase_price_variance", "tax_payable",

@@ -74,6 +74,7 @@ class PurchaseOrder(Aggregate):
 
         TOPIC = "ledger:PurchaseOrder.Invoiced"
         supplier: str
+        document_id: UUID | None
         invoice_number: str
         lines: list[Line]
         amount: Decimal
@@ -213,7 +214,7 @@ class PurchaseOrder(Aggregate):
                            reason=reason, actor=actor, effective_at=at)
 
     def invoice(self, invoice_number: str, lines: list[Line], actor: str,
-                at: datetime | None = None) -> None:
+                at: datetime | None = None, document_id: UUID | None = None) -> None:
         """Record the supplier's invoice: never more than was received and kept, per line."""
         self.require("invoice", "partially_received", "received", "invoiced", "paid", "closed")
         billed = []
@@ -230,7 +231,7 @@ class PurchaseOrder(Aggregate):
             billed.append({**line, "amount": amount, "tax": tax, "grni_value": grni})
         amount = sum((line["amount"] for line in billed), ZERO_MONEY)
         tax = sum((line["tax"] for line in billed), ZERO_MONEY)
-        self.trigger_event(self.Invoiced, supplier=self.supplier,
+        self.trigger_event(self.Invoiced, supplier=self.supplier, document_id=document_id,
                            invoice_number=invoice_number, lines=billed,
                            amount=amount, tax=tax, total=amount + tax, actor=actor,
                            effective_at=at)
