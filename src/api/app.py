@@ -26,7 +26,13 @@ from api.routers import (
 )
 from ledger.accounts import Chart
 from ledger.application import Ledger
-from ledger.config import ConfigurationError, Settings, event_store_environment, read_models_url
+from ledger.config import (
+    ConfigurationError,
+    Settings,
+    event_store_environment,
+    group_commit_settings,
+    read_models_url,
+)
 from projections.service import EmbeddedRunner, ReadModels
 
 
@@ -55,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         attempts_max=settings.command_attempts_max,
                         over_receipt_tolerance=settings.over_receipt_tolerance,
                         duplicate_order_window=timedelta(
-                            seconds=settings.duplicate_order_window_seconds))
+                            seconds=settings.duplicate_order_window_seconds),
+                        group_commit=group_commit_settings(settings))
         read_models = ReadModels.open(read_models_url(settings))
         embedded = _start_embedded(settings, ledger, read_models)
         app.state.ledger = ledger

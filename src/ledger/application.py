@@ -50,6 +50,14 @@ from ledger.errors import (
     LedgerError,
     StaleRead,
 )
+from ledger.group_commit import (
+    BATCH_ATTEMPTS_MAX,
+    GroupCommitSettings,
+    GroupCommitter,
+    Pending,
+    decide_batch,
+    save_batch,
+)
 from ledger.period_close import PeriodClose
 from ledger.purchase_orders import PurchaseOrders
 from ledger.reference import ReferenceData
@@ -85,12 +93,15 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
     def __init__(self, env: Mapping[str, str] | None = None,
                  attempts_max: int = COMMAND_ATTEMPTS_MAX,
                  over_receipt_tolerance: Decimal = Decimal(0),
-                 duplicate_order_window: timedelta = DUPLICATE_ORDER_WINDOW) -> None:
+                 duplicate_order_window: timedelta = DUPLICATE_ORDER_WINDOW,
+                 group_commit: GroupCommitSettings | None = None) -> None:
         super().__init__(env)
         self.attempts_max = attempts_max
         self.over_receipt_tolerance = over_receipt_tolerance
         self.duplicate_order_window = duplicate_order_window
         self.on_recorded: list[Callable[[], None]] = []
+        self.group_committer = (None if group_commit is None
+                                else GroupCommitter(self, group_commit))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -127,12 +138,23 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
     def _execute(self, kind: str, command: CommandT, meta: CommandMeta,
                  decide: Decide[CommandT]) -> CommandResult:
         fingerprint = _fingerprint(kind, command)
+        if self.group_committer is None:
+            return self._execute_alone(kind, command, meta, decide, fingerprint, uuid4())
+        # Replays and closed periods are answered here, in the caller's thread.
+        replayed = self._replay(meta, fingerprint)
+        if replayed is not None:
+            return replayed
+        self.check_open(getattr(command, "effective_at", None))
+        return self.group_committer.submit(Pending(kind, command, meta, decide, fingerprint))
+
+    def _execute_alone(self, kind: str, command: CommandT, meta: CommandMeta,
+                       decide: Decide[CommandT], fingerprint: str,
+                       document_id: UUID) -> CommandResult:
         replayed = self._replay(meta, fingerprint)
         if replayed is not None:
             return replayed
         # A defaulted time is now, always in the open period; a given one may be too early.
         self.check_open(getattr(command, "effective_at", None))
-        document_id = uuid4()
         for _ in range(self.attempts_max):
             context = _context(command, meta, document_id)
             workspace = Workspace(self.repository.get, context.recorded_at)
@@ -161,6 +183,60 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
                 continue
             return CommandResult(document_id, position, body.get("lines", []), data=result)
         raise ConcurrentModification(self.attempts_max)
+
+    def execute_batch(self, batch: list[Pending]) -> None:
+        """Decide and save a batch of commands in one transaction; answer each (group commit)."""
+        assert self.group_committer is not None
+        cache = self.group_committer.cache
+        live = batch
+        for _ in range(BATCH_ATTEMPTS_MAX):
+            if not live:
+                return
+            head = cache.check()
+            workspace = Workspace(cache.load, datetime.now(UTC))
+            try:
+                decided = decide_batch(self, live, workspace, lambda pending: _context(
+                    pending.command, pending.meta, pending.document_id))
+                positions, span = save_batch(self, workspace, decided)
+            except (StaleRead, IntegrityError):
+                # Another process got there first: decide again on fresh state.
+                cache.clear()
+                live = [pending for pending in live if not self._answered_by_replay(pending)]
+                continue
+            cache.saved(head, span, workspace.aggregates())
+            for pending in live:
+                if pending.body is not None:
+                    pending.answer(CommandResult(
+                        pending.document_id, positions[pending.document_id],
+                        pending.body.get("lines", []), data=pending.body))
+                elif pending.key is None or not self._answered_by_replay(pending):
+                    # (A retry refused by the state its own original left answers as that.)
+                    pending.answer(error=pending.error)
+            return
+        for pending in live:  # still losing to other writers: each command alone
+            try:
+                pending.answer(self._execute_alone(pending.kind, pending.command, pending.meta,
+                                                   pending.decide, pending.fingerprint,
+                                                   pending.document_id))
+            except BaseException as error:  # the caller gets its own error, whatever it is
+                pending.answer(error=error)
+
+    def _answered_by_replay(self, pending: Pending) -> bool:
+        """A command whose key was recorded meanwhile answers as the recorded one did."""
+        try:
+            replayed = self._replay(pending.meta, pending.fingerprint)
+        except LedgerError as error:
+            pending.answer(error=error)
+            return True
+        if replayed is not None:
+            pending.answer(replayed)
+        return replayed is not None
+
+    def close(self) -> None:
+        if self.group_committer is not None:
+            self.group_committer.close()
+            self.group_committer = None
+        super().close()
 
     def _replay(self, meta: CommandMeta, fingerprint: str) -> CommandResult | None:
         """The original result for a repeated idempotency key, or None for a new key."""

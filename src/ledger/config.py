@@ -12,9 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///ledger.db"
+
+
+if TYPE_CHECKING:
+    from ledger.group_commit import GroupCommitSettings
 
 
 class ConfigurationError(ValueError):
@@ -35,6 +40,9 @@ class Settings:
     over_receipt_tolerance: Decimal = Decimal(0)
     duplicate_order_window_seconds: int = 24 * 60 * 60
     account_codes: str = ""
+    group_commit: bool = True
+    group_commit_batch_max: int = 256
+    group_commit_window_ms: float = 1.0  # a duration, not money: float-ok
     command_attempts_max: int = 32
 
     @classmethod
@@ -50,6 +58,11 @@ class Settings:
             read_wait_seconds=float(env.get("LEDGER_READ_WAIT_SECONDS", 5.0)),  # float-ok
             over_receipt_tolerance=Decimal(env.get("LEDGER_OVER_RECEIPT_TOLERANCE", "0")),
             account_codes=env.get("LEDGER_ACCOUNT_CODES", ""),
+            group_commit=env.get("LEDGER_GROUP_COMMIT", "on").lower() not in ("0", "off",
+                                                                            "false", "no"),
+            group_commit_batch_max=int(env.get("LEDGER_GROUP_COMMIT_BATCH_MAX", 256)),
+            # A duration, not money. float-ok
+            group_commit_window_ms=float(env.get("LEDGER_GROUP_COMMIT_WINDOW_MS", 1.0)),
             duplicate_order_window_seconds=int(env.get("LEDGER_DUPLICATE_ORDER_WINDOW_SECONDS",
                                                        24 * 60 * 60)),
             create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",
@@ -131,3 +144,16 @@ def _postgres_environment(database_url: str) -> dict[str, str]:
     if "schema" in query:
         environment["POSTGRES_SCHEMA"] = query["schema"][0]
     return environment
+
+
+def group_commit_settings(settings: Settings) -> GroupCommitSettings | None:
+    """How the application service batches commands (None: one transaction per command)."""
+    from ledger.group_commit import GroupCommitSettings
+
+    if not settings.group_commit:
+        return None
+    if settings.group_commit_batch_max < 1 or not 0 <= settings.group_commit_window_ms <= 100:
+        raise ConfigurationError("LEDGER_GROUP_COMMIT_BATCH_MAX is at least 1 and "
+                                 "LEDGER_GROUP_COMMIT_WINDOW_MS from 0 to 100.")
+    return GroupCommitSettings(settings.group_commit_batch_max,
+                               settings.group_commit_window_ms / 1000)

@@ -7,6 +7,7 @@ the order it was first touched: that list is the one `save()`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
@@ -120,6 +121,37 @@ class Workspace:
     def add(self, aggregate: Aggregate) -> None:
         """A new aggregate the command created (saved with the rest)."""
         self._loaded[aggregate.id] = aggregate
+
+    # Group commit: commands of a batch decided on copies, merged when they succeed.
+
+    def fork(self) -> Workspace:
+        """A workspace that sees this one's aggregates as copies (changes stay in the fork)."""
+        return Workspace(self._copy_of, self._now)
+
+    def _copy_of(self, aggregate_id: UUID) -> Aggregate:
+        found = self._get(aggregate_id)
+        if found is None:
+            raise AggregateNotFoundError(aggregate_id)
+        return copy.deepcopy(found)
+
+    def absorb(self, fork: Workspace) -> None:
+        """Take a fork's aggregates (and their new events) as this workspace's own."""
+        for aggregate_id, aggregate in fork._loaded.items():
+            if aggregate is not None:
+                self._loaded[aggregate_id] = aggregate
+
+    def aggregates(self) -> list[Aggregate]:
+        return [aggregate for aggregate in self._loaded.values() if aggregate is not None]
+
+    def pending_counts(self) -> dict[UUID, int]:
+        return {aggregate_id: len(aggregate.pending_events)
+                for aggregate_id, aggregate in self._loaded.items() if aggregate is not None}
+
+    def new_events(self, before: dict[UUID, int]) -> list[tuple[UUID, int]]:
+        """(aggregate id, version) of each pending event added since `before` was counted."""
+        return [(event.originator_id, event.originator_version)
+                for aggregate_id, aggregate in self._loaded.items() if aggregate is not None
+                for event in aggregate.pending_events[before.get(aggregate_id, 0):]]
 
     def changed(self) -> list[Aggregate]:
         """Aggregates with events to save, in the order they were first loaded."""

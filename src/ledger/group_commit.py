@@ -1,0 +1,251 @@
+"""Group commit: concurrent commands decided in order and saved in one transaction.
+
+Callers queue their commands; one writer thread takes up to `batch_max` of them (waiting at
+most `window` for more once the first arrived), decides each in order against the same
+in-memory aggregates — so two commands on one bin see each other — and saves every
+command's events in one `save()`. A command refused by its own rules is dropped from the
+batch without touching the others (it is decided on copies of the aggregates, merged back
+only when it succeeds). Idempotency keys are recorded per command in the same save.
+Another process winning a race makes the save fail as a whole: the batch is decided
+again from fresh state (bounded), and then, if still losing, each command runs alone.
+
+Each caller gets exactly the result or error it would have had without batching.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.command_record import CommandRecord
+from ledger.domain.context import CommandMeta
+from ledger.errors import LedgerError, StaleRead
+from ledger.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ledger.application import CommandResult, Ledger
+
+BATCH_ATTEMPTS_MAX = 8
+
+
+@dataclass(frozen=True)
+class GroupCommitSettings:
+    batch_max: int = 256
+    window_seconds: float = 0.001  # seconds, not money: float-ok
+    cache_max: int = 100_000
+
+
+@dataclass
+class Pending:
+    """One queued command and, once decided and saved, its answer."""
+
+    kind: str
+    command: Any
+    meta: CommandMeta
+    decide: Callable[..., dict[str, Any]]
+    fingerprint: str
+    document_id: UUID = field(default_factory=uuid4)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: CommandResult | None = None
+    error: BaseException | None = None
+    body: dict[str, Any] | None = None
+    events: list[tuple[UUID, int]] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        key = self.meta.idempotency_key
+        return None if key is None else (self.meta.actor, key)
+
+    def answer(self, result: CommandResult | None = None,
+               error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+class GroupCommitter:
+    """The queue and the writer thread of one `Ledger`."""
+
+    def __init__(self, ledger: Ledger, settings: GroupCommitSettings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.cache = AggregateCache(ledger, settings.cache_max)
+        self.queue: queue.Queue[Pending | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self.thread.start()
+
+    def submit(self, pending: Pending) -> CommandResult:
+        self.queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        carried: list[Pending] = []
+        stopping = False
+        while True:
+            batch = carried
+            if not batch:
+                first = None if stopping else self.queue.get()
+                if first is None:
+                    return
+                batch = [first]
+            if not stopping:
+                stopping = self._fill(batch)
+            batch, carried = _one_per_key(batch)
+            try:
+                self.ledger.execute_batch(batch)
+            except BaseException as error:  # every caller must be answered, whatever happens
+                for pending in batch:
+                    if not pending.done.is_set():
+                        pending.answer(error=error)
+
+    def _fill(self, batch: list[Pending]) -> bool:
+        """Take what else is queued (waiting at most the window); True when told to stop."""
+        deadline = time.monotonic() + self.settings.window_seconds
+        while len(batch) < self.settings.batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self.queue.get(timeout=remaining) if remaining > 0 else \
+                    self.queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
+
+
+def _one_per_key(batch: list[Pending]) -> tuple[list[Pending], list[Pending]]:
+    """A batch with each idempotency key once; the repeats wait for the next batch (where
+    they are answered as replays of the first)."""
+    seen: set[tuple[str, str]] = set()
+    now, later = [], []
+    for pending in batch:
+        if pending.key is not None and pending.key in seen:
+            later.append(pending)
+            continue
+        if pending.key is not None:
+            seen.add(pending.key)
+        now.append(pending)
+    return now, later
+
+
+def decide_batch(ledger: Ledger, batch: list[Pending], workspace: Workspace,
+                 context_of: Callable[[Pending], Any]) -> list[Pending]:
+    """Decide each command in order on copies of the shared aggregates; the decided ones."""
+    decided = []
+    for pending in batch:
+        pending.events, pending.body, pending.error = [], None, None
+        trial = workspace.fork()
+        context = context_of(pending)
+        try:
+            body = pending.decide(pending.command, trial, context)
+        except StaleRead:
+            raise
+        except LedgerError as error:
+            pending.error = error
+            continue
+        except Exception as error:
+            pending.error = error
+            continue
+        result = {"document_id": pending.document_id, **body}
+        before = workspace.pending_counts()
+        workspace.absorb(trial)
+        if pending.key is not None:
+            record = CommandRecord.record(pending.meta.actor, pending.meta.idempotency_key or "",
+                                          pending.kind, pending.fingerprint, result)
+            workspace.add(record)
+        pending.events = workspace.new_events(before)
+        pending.body = result
+        decided.append(pending)
+    return decided
+
+
+def save_batch(ledger: Ledger, workspace: Workspace,
+               decided: list[Pending]) -> tuple[dict[UUID, int], tuple[int, int] | None]:
+    """Save every decided command's events at once: the position of each (by document id),
+    and the first and last positions the save took (None when nothing was saved).
+
+    Raises IntegrityError when another writer got there first (nothing is saved).
+    """
+    changed = workspace.changed()
+    if not changed:
+        head = ledger.head_position()
+        return {pending.document_id: head for pending in decided}, None
+    recordings = ledger.save(*changed)
+    positions = {(r.domain_event.originator_id, r.domain_event.originator_version):
+                 r.notification.id for r in recordings}
+    first, last = min(positions.values()), max(positions.values())
+    return {pending.document_id: max((positions[event] for event in pending.events),
+                                     default=last) for pending in decided}, (first, last)
+
+
+class AggregateCache:
+    """The writer's aggregates as its last save left them. The writer is this process's only
+    writer; before each batch the store's head position tells whether anyone else wrote
+    since, and if so the cache is emptied (so refusals never rest on stale state; a write
+    that lands while a batch is decided fails that batch's save on version, or is caught
+    by the next check).
+
+    Aggregates are never changed in place: a batch decides on copies (`Workspace.fork`).
+    """
+
+    def __init__(self, ledger: Ledger, size_max: int) -> None:
+        self.ledger = ledger
+        self.size_max = size_max
+        self.aggregates: OrderedDict[UUID, Aggregate] = OrderedDict()
+        # The log position the cache is current at (None: unknown).
+        self.position: int | None = None
+
+    def check(self) -> int:
+        """Empty the cache if anyone else wrote since the last save; the head position."""
+        head = self.ledger.head_position()
+        if head != self.position:
+            self.clear()
+        return head
+
+    def saved(self, head: int, span: tuple[int, int] | None,
+              aggregates: list[Aggregate]) -> None:
+        """After a save: keep the aggregates, current if nobody wrote between `head` and it."""
+        self.keep(aggregates)
+        if span is None:
+            self.position = head
+        elif span[0] == head + 1:
+            self.position = span[1]
+        else:
+            self.clear()
+
+    def load(self, aggregate_id: UUID) -> Aggregate:
+        found = self.aggregates.get(aggregate_id)
+        if found is not None:
+            self.aggregates.move_to_end(aggregate_id)
+            return found
+        loaded: Aggregate = self.ledger.repository.get(aggregate_id)
+        self.keep([loaded])
+        return loaded
+
+    def keep(self, aggregates: list[Aggregate]) -> None:
+        for aggregate in aggregates:
+            assert not aggregate.pending_events, "only saved state is cached"
+            self.aggregates[aggregate.id] = aggregate
+            self.aggregates.move_to_end(aggregate.id)
+        while len(self.aggregates) > self.size_max:
+            self.aggregates.popitem(last=False)
+
+    def clear(self) -> None:
+        self.aggregates.clear()
+        self.position = None
