@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -63,7 +63,7 @@ from ledger.purchase_orders import PurchaseOrders
 from ledger.reference import ReferenceData
 from ledger.sales_orders import SalesOrders
 from ledger.store import position_of
-from ledger.transcodings import LayerAsDict
+from ledger.transcodings import CostStateAsDict, LayerAsDict
 from ledger.workspace import Workspace
 
 CommandT = TypeVar("CommandT")
@@ -72,6 +72,7 @@ AggregateT = TypeVar("AggregateT", Item, Location, Party, StockBin, CommandRecor
                      PurchaseOrder, SalesOrder)
 COMMAND_ATTEMPTS_MAX = 32
 DUPLICATE_ORDER_WINDOW = timedelta(days=1)
+SNAPSHOT_INTERVAL = 100
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
     """Items, locations and stock movements, on the `eventsourcing` event store."""
 
     name = "ledger"
+    # A bin with a long history loads from its latest snapshot plus at most this many events.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {StockBin: SNAPSHOT_INTERVAL}
 
     def __init__(self, env: Mapping[str, str] | None = None,
                  attempts_max: int = COMMAND_ATTEMPTS_MAX,
@@ -106,6 +109,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(LayerAsDict())
+        transcoder.register(CostStateAsDict())
 
     def stock_bin(self, sku: str, location: str) -> StockBin | None:
         try:
