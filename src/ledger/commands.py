@@ -173,7 +173,17 @@ def checked_receipt(receipt: Receipt) -> Receipt:
         )
         for n, line in enumerate(receipt.lines)
     )
+    for n, line in enumerate(lines):
+        checked_value(line.quantity, line.unit_cost, f"lines[{n}]")
     return replace(receipt, lines=lines, effective_at=_utc(receipt.effective_at))
+
+
+def checked_value(quantity_moved: Decimal, cost: Decimal | None, field: str) -> None:
+    """A line's value (quantity × unit cost or price) is at most MONEY_MAX, so every figure
+    the ledger and its read models keep holds it exactly."""
+    if cost is not None and quantity_moved * cost > MONEY_MAX:
+        raise InvalidInput(f"A line's quantity × unit cost or price is at most {MONEY_MAX}.",
+                           field)
 
 
 def _checked_dispatch_lines(lines: tuple[DispatchLine, ...]) -> tuple[DispatchLine, ...]:
@@ -221,6 +231,8 @@ def checked_count(count: Count) -> Count:
     skus = [line.sku for line in lines]
     if len(set(skus)) != len(skus):
         raise InvalidInput("A count lists each SKU once.", "lines")
+    for n, line in enumerate(lines):
+        checked_value(line.counted_quantity, line.unit_cost, f"lines[{n}]")
     return replace(count, lines=lines, effective_at=_utc(count.effective_at))
 
 

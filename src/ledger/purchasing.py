@@ -20,6 +20,7 @@ from ledger.commands import (
     checked_quantity,
     checked_text,
     checked_unit_cost,
+    checked_value,
 )
 from ledger.documents import movement_line
 from ledger.domain.context import MovementContext
@@ -96,10 +97,7 @@ class End(OrderStep):
     outcome: str
 
 
-def checked_line_value(quantity: Decimal, price: Decimal | None, field: str) -> None:
-    """A line's value (quantity × price) stays within what the ledger counts in money."""
-    if price is not None and quantity * price > MONEY_MAX:
-        raise InvalidInput(f"A line's quantity × price is at most {MONEY_MAX}.", field)
+checked_line_value = checked_value
 
 
 def checked_order(command: CreateOrder) -> CreateOrder:

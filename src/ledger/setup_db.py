@@ -95,9 +95,12 @@ def _lock_down(connection: psycopg.Connection[tuple[object, ...]], schema: str, 
         "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
     ):
         connection.execute(sql.SQL(statement).format(**names))
+    numbered = connection.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+        "AND column_name = 'notification_id'", (schema, table)).fetchall()
     for sequence in connection.execute(
             "SELECT pg_get_serial_sequence(%s, 'notification_id')",
-            (f"{schema}.{table}",)).fetchall():
+            (f"{schema}.{table}",)).fetchall() if numbered else ():
         if sequence[0]:
             connection.execute(sql.SQL("GRANT USAGE, SELECT ON SEQUENCE {} TO {}").format(
                 sql.SQL(str(sequence[0])), names["service"]))

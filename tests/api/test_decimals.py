@@ -135,12 +135,22 @@ def test_a_unit_cost_that_is_negative_or_has_more_than_6_places_is_refused(
     assert seeded.head() == head
 
 
-def test_the_largest_quantity_at_the_largest_cost_is_valued_to_the_cent(seeded: Api) -> None:
-    response = post_raw(seeded, "/receipts", raw_receipt('"999999999.999"', '"999999999.999999"'))
+def test_the_largest_line_value_is_valued_to_the_cent(seeded: Api) -> None:
+    response = post_raw(seeded, "/receipts", raw_receipt('"1000"', '"999999999.999999"'))
 
     assert response.status_code == 201, response.text
-    # 999999999.999 × 999999999.999999 = 999999999998999000.000000001
-    assert response.json()["lines"][0]["value"] == "999999999998999000.00"
+    # 1000 × 999999999.999999 = 999999999999.999, within the 10^12 a line may be worth
+    assert response.json()["lines"][0]["value"] == "1000000000000.00"
+
+
+def test_a_line_worth_more_than_the_ledger_counts_is_refused(seeded: Api) -> None:
+    head = seeded.head()
+    response = post_raw(seeded, "/receipts", raw_receipt('"999999999.999"', '"999999999.999999"'))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["field"] == "lines[0]"
+    assert seeded.head() == head
 
 
 # Exponents beyond what Python's default decimal context can normalise (its exponent limit is
