@@ -16,7 +16,8 @@ After every step the machine checks, from the aggregates: on every bin reserved 
 on hand ≥ 0, and the bin's reservations are the orders' reserved quantities; per order line
 dispatched ≤ approved ≤ ordered, reserved + dispatched ≤ ordered, shipped ≤ dispatched,
 delivered ≤ shipped, returned ≤ delivered and invoiced − credited ≤ delivered − returned; per
-order paid ≤ invoiced and credited ≤ invoiced (a payment beyond what is owed is refused); that each customer's account is exposed for exactly the sum
+order paid ≤ invoiced and credited ≤ invoiced (a payment beyond what is owed is refused);
+that each customer's account is exposed for exactly the sum
 of their orders' exposures (and, right after an approval, no more than their credit limit);
 and that the `sales_orders` and `stock_levels` read models, caught up by a runner, show what
 the aggregates hold.
