@@ -34,6 +34,8 @@ DEFAULTS: tuple[Account, ...] = (
     Account(p.COGS, "6401", "Cost of goods sold 主营业务成本", "debit"),
     Account(p.INVENTORY_ADJUSTMENTS, "6711", "Inventory adjustments 存货盘盈盘亏", "debit"),
     Account(p.PURCHASE_PRICE_VARIANCE, "6402", "Purchase price variance 采购价差", "debit"),
+    Account(p.SAMPLES, "6601.01", "Samples 销售费用-样品", "debit"),
+    Account(p.INTERNAL_USE, "6602.01", "Internal use 管理费用-内部领用", "debit"),
 )
 
 

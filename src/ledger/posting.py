@@ -33,6 +33,13 @@ PURCHASE_PRICE_VARIANCE = "purchase_price_variance"
 TAX_PAYABLE = "tax_payable"
 TAX_RECEIVABLE = "tax_receivable"
 BANK = "bank"
+INTERNAL_USE = "internal_use"
+SAMPLES = "samples"
+# A plain dispatch posts to Inventory adjustments unless its reason maps elsewhere
+# (matched without regard to case or surrounding spaces).
+DISPATCH_REASONS = {"internal use": INTERNAL_USE, "internal_use": INTERNAL_USE,
+                    "内部领用": INTERNAL_USE, "sample": SAMPLES, "samples": SAMPLES,
+                    "样品": SAMPLES}
 
 
 @dataclass(frozen=True)
@@ -91,9 +98,13 @@ def _received(event: StockBin.Received) -> tuple[str, list[Posting]]:
 
 def _dispatched(event: StockBin.Dispatched) -> tuple[str, list[Posting]]:
     dims = _movement(event)
-    # A sale's cost of goods; a plain dispatch (scrap, internal use) is an adjustment.
-    account, kind = (COGS, "sales_dispatch") if event.order_id else (
-        INVENTORY_ADJUSTMENTS, "dispatch")
+    # A sale's cost of goods; a plain dispatch (scrap, loss) is an adjustment unless its
+    # reason names internal use or samples.
+    if event.order_id:
+        account, kind = COGS, "sales_dispatch"
+    else:
+        reason = (event.reason or "").strip().lower()
+        account, kind = DISPATCH_REASONS.get(reason, INVENTORY_ADJUSTMENTS), "dispatch"
     return kind, [dr(account, event.value, **dims),
                   cr(INVENTORY, event.value, **dims)]
 

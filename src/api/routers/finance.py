@@ -47,7 +47,7 @@ To = Annotated[AwareDatetime | None, Query(alias="to")]
 ACCOUNTS = Literal["inventory", "stock_in_transit", "grni", "accounts_payable",
                    "accounts_receivable", "sales_revenue", "sales_returns", "cogs",
                    "inventory_adjustments", "purchase_price_variance", "tax_payable",
-                   "tax_receivable", "bank"]
+                   "tax_receivable", "bank", "samples", "internal_use"]
 FinanceMeta = Annotated[CommandMeta, Depends(command_meta(FINANCE, "close periods"))]
 
 
