@@ -27,6 +27,7 @@ STATUS_BY_ERROR: dict[type[errors.LedgerError], int] = {
     errors.PossibleDuplicate: 409,
     errors.MissingPrice: 409,
     errors.PeriodClosed: 409,
+    errors.LedgerClosed: 503,
     errors.UnknownOrder: 404,
     errors.UnknownItem: 422,
     errors.UnknownLocation: 422,

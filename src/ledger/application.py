@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Recording
 
 from ledger import documents
@@ -269,6 +269,17 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         # The library's hook after every save: wake in-process read-model runners.
         for listener in self.on_recorded:
             listener()
+
+    def save_in_order(self, aggregates: list[Any],
+                      order: Callable[[Any], Any]) -> list[Recording[UUID]]:
+        """Save like `save()`, the events put in log order by `order` (group commit)."""
+        processing = ProcessingEvent[UUID]()
+        processing.collect_events(*aggregates)
+        processing.events.sort(key=order)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
 
     def _save_position(self, *aggregates: Any) -> int:
         if not aggregates:

@@ -282,3 +282,12 @@ class PeriodClosed(LedgerError):
 class StaleRead(Exception):
     """Two aggregates loaded for one command disagree: one was read before another writer
     changed it. Not a refusal: the application service decides the command again."""
+
+
+class LedgerClosed(LedgerError):
+    """The ledger is shutting down and takes no more commands; retry elsewhere or later."""
+
+    code = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__("The ledger is shutting down; retry the command.")

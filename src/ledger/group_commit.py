@@ -27,7 +27,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import CommandMeta
-from ledger.errors import LedgerError, StaleRead
+from ledger.errors import LedgerClosed, LedgerError, PeriodClosed, StaleRead
 from ledger.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -77,11 +77,14 @@ class GroupCommitter:
         self.ledger = ledger
         self.settings = settings
         self.cache = AggregateCache(ledger, settings.cache_max)
+        self.closing = False
         self.queue: queue.Queue[Pending | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self.thread.start()
 
     def submit(self, pending: Pending) -> CommandResult:
+        if self.closing:
+            raise LedgerClosed()
         self.queue.put(pending)
         pending.done.wait()
         if pending.error is not None:
@@ -90,8 +93,20 @@ class GroupCommitter:
         return pending.result
 
     def close(self) -> None:
+        self.closing = True
         self.queue.put(None)
         self.thread.join(timeout=10)
+        self._refuse_queued()
+
+    def _refuse_queued(self) -> None:
+        """Answer whatever was queued behind the stop: the ledger is closed."""
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item.answer(error=LedgerClosed())
 
     def _run(self) -> None:
         carried: list[Pending] = []
@@ -101,6 +116,7 @@ class GroupCommitter:
             if not batch:
                 first = None if stopping else self.queue.get()
                 if first is None:
+                    self._refuse_queued()
                     return
                 batch = [first]
             if not stopping:
@@ -129,6 +145,16 @@ class GroupCommitter:
         return False
 
 
+def check_period(workspace: Workspace, effective_at: Any) -> None:
+    """Refuse a business time before the open period, as the workspace sees the books."""
+    if effective_at is None or effective_at.utcoffset() is None:
+        return
+    periods = workspace.existing_periods()
+    if periods is not None and periods.open_from is not None \
+            and effective_at < periods.open_from:
+        raise PeriodClosed(effective_at, periods.closed_until)
+
+
 def _one_per_key(batch: list[Pending]) -> tuple[list[Pending], list[Pending]]:
     """A batch with each idempotency key once; the repeats wait for the next batch (where
     they are answered as replays of the first)."""
@@ -153,6 +179,8 @@ def decide_batch(ledger: Ledger, batch: list[Pending], workspace: Workspace,
         trial = workspace.fork()
         context = context_of(pending)
         try:
+            # A close decided earlier in this very batch counts too.
+            check_period(workspace, getattr(pending.command, "effective_at", None))
             body = pending.decide(pending.command, trial, context)
         except StaleRead:
             raise
@@ -186,7 +214,11 @@ def save_batch(ledger: Ledger, workspace: Workspace,
     if not changed:
         head = ledger.head_position()
         return {pending.document_id: head for pending in decided}, None
-    recordings = ledger.save(*changed)
+    # The log holds the batch's events command by command, as if each had been saved alone.
+    order = {event: (index, sequence) for index, pending in enumerate(decided)
+             for sequence, event in enumerate(pending.events)}
+    recordings = ledger.save_in_order(changed, lambda event: order[
+        (event.originator_id, event.originator_version)])
     positions = {(r.domain_event.originator_id, r.domain_event.originator_version):
                  r.notification.id for r in recordings}
     first, last = min(positions.values()), max(positions.values())

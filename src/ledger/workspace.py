@@ -110,6 +110,11 @@ class Workspace:
         assert isinstance(account, CustomerAccount)
         return account
 
+    def existing_periods(self) -> Periods | None:
+        periods = self._get(periods_id())
+        assert periods is None or isinstance(periods, Periods)
+        return periods
+
     def periods(self) -> Periods:
         periods = self._get(periods_id())
         if periods is None:
