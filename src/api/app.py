@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -25,12 +24,10 @@ from api.routers import (
     stock,
 )
 from ledger.accounts import Chart
-from ledger.application import Ledger
+from ledger.application import Ledger, open_ledger
 from ledger.config import (
     ConfigurationError,
     Settings,
-    event_store_environment,
-    group_commit_settings,
     read_models_url,
 )
 from projections.service import EmbeddedRunner, ReadModels
@@ -57,12 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = Ledger(event_store_environment(settings),
-                        attempts_max=settings.command_attempts_max,
-                        over_receipt_tolerance=settings.over_receipt_tolerance,
-                        duplicate_order_window=timedelta(
-                            seconds=settings.duplicate_order_window_seconds),
-                        group_commit=group_commit_settings(settings))
+        ledger = open_ledger(settings)
         read_models = ReadModels.open(read_models_url(settings))
         embedded = _start_embedded(settings, ledger, read_models)
         app.state.ledger = ledger

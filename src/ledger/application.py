@@ -32,6 +32,7 @@ from ledger.commands import (
     checked_receipt,
     checked_transfer,
 )
+from ledger.config import Settings, event_store_environment, group_commit_settings
 from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import CommandMeta, MovementContext
 from ledger.domain.identity import (
@@ -326,3 +327,13 @@ def _fingerprint(kind: str, command: Any) -> str:
     canonical = json.dumps([kind, asdict(command)], sort_keys=True, default=str,
                            separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The ledger as the service runs it: the store, limits and group commit of `settings`."""
+    return Ledger(event_store_environment(settings),
+                  attempts_max=settings.command_attempts_max,
+                  over_receipt_tolerance=settings.over_receipt_tolerance,
+                  duplicate_order_window=timedelta(
+                      seconds=settings.duplicate_order_window_seconds),
+                  group_commit=group_commit_settings(settings))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from ledger.domain.command_record import CommandRecord
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ledger.application import CommandResult, Ledger
 
 BATCH_ATTEMPTS_MAX = 8
+MISSING = object()  # the cache's mark for an aggregate that does not exist (yet)
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ class AggregateCache:
     def __init__(self, ledger: Ledger, size_max: int) -> None:
         self.ledger = ledger
         self.size_max = size_max
-        self.aggregates: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self.aggregates: OrderedDict[UUID, Aggregate | object] = OrderedDict()
         # The log position the cache is current at (None: unknown).
         self.position: int | None = None
 
@@ -263,10 +265,18 @@ class AggregateCache:
 
     def load(self, aggregate_id: UUID) -> Aggregate:
         found = self.aggregates.get(aggregate_id)
-        if found is not None:
+        if found is MISSING:
+            raise AggregateNotFoundError(aggregate_id)
+        if isinstance(found, Aggregate):
             self.aggregates.move_to_end(aggregate_id)
             return found
-        loaded: Aggregate = self.ledger.repository.get(aggregate_id)
+        try:
+            loaded: Aggregate = self.ledger.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            # Nothing there yet: also current until someone else writes (see `check`).
+            self.aggregates[aggregate_id] = MISSING
+            self._trim()
+            raise
         self.keep([loaded])
         return loaded
 
@@ -275,6 +285,9 @@ class AggregateCache:
             assert not aggregate.pending_events, "only saved state is cached"
             self.aggregates[aggregate.id] = aggregate
             self.aggregates.move_to_end(aggregate.id)
+        self._trim()
+
+    def _trim(self) -> None:
         while len(self.aggregates) > self.size_max:
             self.aggregates.popitem(last=False)
 

@@ -137,7 +137,7 @@ class Workspace:
         found = self._get(aggregate_id)
         if found is None:
             raise AggregateNotFoundError(aggregate_id)
-        return copy.deepcopy(found)
+        return clone(found)
 
     def absorb(self, fork: Workspace) -> None:
         """Take a fork's aggregates (and their new events) as this workspace's own."""
@@ -164,3 +164,20 @@ class Workspace:
             aggregate for aggregate in self._loaded.values()
             if aggregate is not None and aggregate.pending_events
         ]
+
+
+def clone(aggregate: Aggregate) -> Aggregate:
+    """A copy a command may change without touching the original.
+
+    Aggregates hold immutable values (decimals, frozen cost states and layers, events) in
+    dictionaries and lists at most two levels deep (order lines): those containers are
+    copied, the values shared. Much cheaper than a deep copy, which matters in a batch.
+    """
+    copied = copy.copy(aggregate)
+    for name, value in vars(aggregate).items():
+        if isinstance(value, dict):
+            vars(copied)[name] = {key: dict(item) if isinstance(item, dict) else item
+                                  for key, item in value.items()}
+        elif isinstance(value, list):
+            vars(copied)[name] = list(value)
+    return copied
