@@ -289,6 +289,17 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         recordings = self.save(*aggregates)
         return max(recording.notification.id for recording in recordings)
 
+    def snapshot_bins(self, versions: dict[UUID, int]) -> int:
+        """Snapshot each bin at its latest multiple of the interval (after an import, which
+        inserts stored events directly); returns how many were taken."""
+        taken = 0
+        for bin_id_, version in versions.items():
+            at = version - version % SNAPSHOT_INTERVAL
+            if at:
+                self.take_snapshot(bin_id_, version=at)
+                taken += 1
+        return taken
+
     def stored_event(self, position: int) -> Notification | None:
         """The stored event at a log position, exactly as the store holds it."""
         found = self.recorder.select_notifications(start=position, limit=1, stop=position)

@@ -68,11 +68,13 @@ def run_import(arguments: argparse.Namespace) -> int:
     settings = Settings.from_environ()
     with Ledger(event_store_environment(settings)) as ledger:
         try:
-            count = import_into(ledger.recorder, path)
+            count, bins = import_into(ledger.recorder, path)
         except ImportRefused as error:
             print(f"refused: {error}")
             return 1
-    print(f"imported {count} events; head digest {verdict.head}")
+        # Imported events took no snapshots: take them now for the bins with long histories.
+        snapshots = ledger.snapshot_bins(bins)
+    print(f"imported {count} events ({snapshots} bin snapshots); head digest {verdict.head}")
     return 0
 
 

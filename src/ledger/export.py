@@ -83,19 +83,24 @@ def read_export(source: IO[str]) -> Iterator[tuple[Record, str]]:
             raise ImportRefused(f"line {number} is not an export record: {error}") from None
 
 
-def import_into(recorder: ApplicationRecorder, path: Path) -> int:
-    """Insert an export's records into an empty store, in order; returns how many."""
+def import_into(recorder: ApplicationRecorder, path: Path) -> tuple[int, dict[UUID, int]]:
+    """Insert an export's records into an empty store, in order; returns how many, and the
+    last version of each aggregate whose topic starts with `ledger:StockBin.` (the bins,
+    to snapshot)."""
     if recorder.max_notification_id():
         raise ImportRefused("the store is not empty: import only into a new store")
     batch: list[StoredEvent] = []
     count = 0
+    bins: dict[UUID, int] = {}
     with path.open(encoding="utf-8") as source:
         for record, _ in read_export(source):
             batch.append(StoredEvent(record.aggregate_id, record.version, record.topic,
                                      record.state))
+            if record.topic.startswith("ledger:StockBin."):
+                bins[record.aggregate_id] = record.version
             if len(batch) == PAGE_SIZE:
                 count += _insert(recorder, batch)
-    return count + _insert(recorder, batch)
+    return count + _insert(recorder, batch), bins
 
 
 def _insert(recorder: ApplicationRecorder, batch: list[StoredEvent]) -> int:
