@@ -20,6 +20,12 @@ from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from ledger.chain import GENESIS, Digest, Record, next_link
 
 PAGE_SIZE = 5000
+# An import inserts at most this many events, or this many bytes of state, per statement:
+# psycopg's pipeline mode (which the library's PostgreSQL recorder uses) stalls on a
+# statement of many megabytes, the server waiting for the rest while the client waits for
+# the result.
+IMPORT_BATCH_EVENTS = 1000
+IMPORT_BATCH_BYTES = 1 << 20
 FORMAT = "ledger-export-v1"
 
 
@@ -90,16 +96,18 @@ def import_into(recorder: ApplicationRecorder, path: Path) -> tuple[int, dict[UU
     if recorder.max_notification_id():
         raise ImportRefused("the store is not empty: import only into a new store")
     batch: list[StoredEvent] = []
-    count = 0
+    count = size = 0
     bins: dict[UUID, int] = {}
     with path.open(encoding="utf-8") as source:
         for record, _ in read_export(source):
             batch.append(StoredEvent(record.aggregate_id, record.version, record.topic,
                                      record.state))
+            size += len(record.state)
             if record.topic.startswith("ledger:StockBin."):
                 bins[record.aggregate_id] = record.version
-            if len(batch) == PAGE_SIZE:
+            if len(batch) == IMPORT_BATCH_EVENTS or size >= IMPORT_BATCH_BYTES:
                 count += _insert(recorder, batch)
+                size = 0
     return count + _insert(recorder, batch), bins
 
 
