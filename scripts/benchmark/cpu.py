@@ -1,0 +1,79 @@
+"""Where the CPU went during a window: this process, PostgreSQL's processes, a server's.
+
+Read from /proc (Linux); elsewhere every figure is simply left out. On a 2-core machine a
+phase that uses ~2 cores in total is CPU-bound, whatever the database could commit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _ticks(stat: str) -> tuple[str, int]:
+    # /proc/PID/stat: "pid (comm) state ppid … utime(14) stime(15) …"; comm may hold spaces.
+    comm = stat[stat.index("(") + 1:stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2:].split()
+    return comm, int(fields[11]) + int(fields[12])
+
+
+def _process(pid: int) -> int:
+    try:
+        return _ticks(Path(f"/proc/{pid}/stat").read_text())[1]
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _postgres() -> int:
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm, ticks = _ticks((entry / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue
+        if comm.startswith("postgres"):
+            total += ticks
+    return total
+
+
+@dataclass
+class Sample:
+    at: float
+    own: int
+    postgres: int
+    server: int
+
+
+@dataclass
+class Usage:
+    """Cores used on average over the window (1.0 = one core busy all the time)."""
+
+    own: float
+    postgres: float
+    server: float
+
+
+def available() -> bool:
+    return Path("/proc/self/stat").exists()
+
+
+def sample(server_pid: int | None = None) -> Sample | None:
+    if not available():
+        return None
+    return Sample(time.perf_counter(), _process(os.getpid()), _postgres(),
+                  _process(server_pid) if server_pid else 0)
+
+
+def usage(before: Sample | None, server_pid: int | None = None) -> Usage | None:
+    after = sample(server_pid)
+    if before is None or after is None:
+        return None
+    seconds = (after.at - before.at) * TICKS
+    return Usage((after.own - before.own) / seconds, (after.postgres - before.postgres) / seconds,
+                 (after.server - before.server) / seconds)

@@ -1,0 +1,574 @@
+"""`scripts/bench`: every measurement of issue 7, in one run, on PostgreSQL.
+
+Phases, in order (each in scratch schemas of the database `ledger_bench`, dropped after):
+
+1–3  raw      the database's limits with psycopg: INSERT + COMMIT per row (1, 4, 16
+              threads), COPY in 10,000-row transactions, reading the table in pages
+4    ledger   16 clients (and 1, 4) calling Ledger.receive / Ledger.dispatch
+5    baseline the same through a plain eventsourcing application at its defaults
+6    http     the same through `ledger serve` (embedded projections), plus GET /stock
+7–9  history  a programmatic export of N events → `ledger import` → `ledger rebuild` →
+              `ledger export` (digest check) → stock-as-of queries against a 10,000-event
+              store → loading a long-lived bin and a short-lived one
+
+Prints a table, writes docs/benchmarks.md and docs/benchmarks-clients.svg, and with
+--json FILE the figures and ratios as JSON. Exit status: 0 when every phase ran (whether
+or not the targets were met), 1 when a phase failed, 2 on bad arguments or no database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmark import cpu, machine, pg, raw, report
+from benchmark.stats import Figures, LoadResult, median, percentile, run_clients
+
+REPO = Path(__file__).resolve().parents[2]
+PHASES = ("raw", "ledger", "baseline", "http", "history")
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    window: float  # seconds of the 16-client windows
+    short_window: float  # seconds of the 1- and 4-client windows (the plot's other points)
+    copy_rows: int
+    history_events: int
+    hot_movements: int
+    as_of_queries: int
+    hot_loads: int
+    cold_loads: int
+    stall_seconds: float
+    command_timeout: float
+
+
+QUICK = Plan("quick", window=5, short_window=2, copy_rows=200_000, history_events=20_000,
+             hot_movements=10_000, as_of_queries=60, hot_loads=11, cold_loads=21,
+             stall_seconds=5, command_timeout=600)
+FULL = Plan("full", window=30, short_window=10, copy_rows=1_000_000, history_events=1_000_000,
+            hot_movements=100_000, as_of_queries=300, hot_loads=11, cold_loads=51,
+            stall_seconds=15, command_timeout=6 * 3600)
+
+
+@dataclass
+class Run:
+    plan: Plan
+    scratch: pg.Scratch
+    figures: Figures
+    work: Path
+    keep: bool
+    curves: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def window(self, clients: int) -> float:
+        return self.plan.window if clients == 16 else self.plan.short_window
+
+    def curve(self, key: str, clients: int, rate: float) -> None:
+        self.curves.setdefault(key, {})[clients] = rate
+
+
+def say(text: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def _errors(result: LoadResult, what: str, run: Run) -> None:
+    if result.errors:
+        listed = ", ".join(f"{name} × {count}" for name, count in result.errors.most_common())
+        run.figures.note(f"{what}: operations failed in the timed window: {listed}")
+
+
+def _cpu(run: Run, phase: str, usage: cpu.Usage | None, own: str) -> None:
+    """Context figures: the cores this process and PostgreSQL used in a 16-client window."""
+    if usage is None:
+        return
+    run.figures.add(f"{phase}_cpu_client", usage.own, "cores",
+                    f"context: CPU used by {own} in the 16-client window", "")
+    run.figures.add(f"{phase}_cpu_postgres", usage.postgres, "cores",
+                    "context: CPU used by PostgreSQL's processes in the same window", "")
+    say(f"{phase}: CPU in the window: {usage.own:.2f} cores here, "
+        f"{usage.postgres:.2f} PostgreSQL" + (f", {usage.server:.2f} the server"
+                                             if usage.server else ""))
+
+
+# 1–3 ------------------------------------------------------------------------------------------
+
+
+def phase_raw(run: Run) -> None:
+    f = run.figures
+    with run.scratch.schema("raw", run.keep) as schema:
+        with pg.connect() as conn:
+            raw.create_table(conn, schema, "commit_events")
+            raw.create_table(conn, schema, "copy_events")
+            raw.create_table(conn, schema, "locked_events")
+        for clients in report.CLIENTS:
+            pg.checkpoint()
+            result = raw.insert_commit(schema, "commit_events", clients, run.window(clients))
+            _errors(result, f"raw_insert_commit ({clients} clients)", run)
+            run.curve("raw", clients, result.rate)
+            say(f"raw INSERT+COMMIT, {clients:>2} clients: {result.rate:,.0f}/s")
+            if clients == 16:
+                f.add("raw_insert_commit", result.rate, "transactions/s",
+                      "16 threads, one single-row INSERT per transaction", "1")
+                f.add("raw_insert_commit_p50", result.p(0.5), "ms", "latency of one", "1")
+                f.add("raw_insert_commit_p99", result.p(0.99), "ms", "latency of one", "1")
+            else:
+                f.add(f"raw_insert_commit_{clients}_client{'s' if clients > 1 else ''}",
+                      result.rate, "transactions/s", f"{clients} thread(s)", "1")
+        pg.checkpoint()
+        locked = raw.insert_commit(schema, "locked_events", 16, run.plan.short_window,
+                                   lock_table=True)
+        f.add("raw_insert_commit_locked", locked.rate, "transactions/s",
+              "context: as (1), each transaction first taking the EXCLUSIVE table lock that "
+              "eventsourcing's recorder takes before every insert", "")
+        say(f"raw INSERT+COMMIT with LOCK TABLE, 16 clients: {locked.rate:,.0f}/s")
+        pg.checkpoint()
+        copied = raw.copy_rows(schema, "copy_events", run.plan.copy_rows)
+        f.add("raw_copy", copied.rate, "rows/s",
+              f"COPY (binary) of {copied.rows:,} rows in 10,000-row transactions", "2")
+        say(f"raw COPY: {copied.rate:,.0f} rows/s")
+        read = raw.read_pages(schema, "copy_events")
+        f.add("raw_read", read.rate, "rows/s",
+              f"{read.rows:,} rows in notification-id order, {raw.READ_PAGE_ROWS:,}-row pages",
+              "3")
+        say(f"raw read: {read.rate:,.0f} rows/s")
+
+
+# 4 --------------------------------------------------------------------------------------------
+
+
+def phase_ledger(run: Run) -> None:
+    from benchmark import workload
+
+    f = run.figures
+    with run.scratch.schema("ledger", run.keep) as schema:
+        ledger = workload.make_ledger(run.scratch.url(schema))
+        try:
+            started = time.perf_counter()
+            workload.register_reference(ledger)
+            workload.prime_bins(ledger)
+            say(f"ledger: 100 items, 10 locations, 1,000 bins primed in "
+                f"{time.perf_counter() - started:.1f} s")
+            for clients in report.CLIENTS:
+                pg.checkpoint()
+                before = cpu.sample()
+                result = run_clients(clients, run.window(clients),
+                                     lambda n: workload.ledger_operation(ledger), seed=4)
+                if clients == 16:
+                    _cpu(run, "ledger", cpu.usage(before), "the benchmark process (the "
+                         "ledger and its 16 client threads)")
+                _errors(result, f"ledger_commands ({clients} clients)", run)
+                run.curve("ledger", clients, result.rate)
+                say(f"ledger, {clients:>2} clients: {result.rate:,.0f} commands/s, "
+                    f"p50 {result.p(0.5):.1f} ms, p99 {result.p(0.99):.1f} ms")
+                if clients == 16:
+                    f.add("ledger_commands", result.rate, "commands/s",
+                          "16 threads, one-line receipts and dispatches over 1,000 bins, "
+                          "Ledger.receive / Ledger.dispatch", "4")
+                    f.add("ledger_commands_p50", result.p(0.5), "ms", "latency of one", "4")
+                    f.add("ledger_commands_p99", result.p(0.99), "ms", "latency of one", "4")
+                else:
+                    f.add(f"ledger_commands_{clients}_client{'s' if clients > 1 else ''}",
+                          result.rate, "commands/s", f"{clients} thread(s)", "4")
+            with pg.connect() as conn:
+                row = conn.execute(
+                    f'SELECT avg(length(state)) FROM "{schema}".ledger_events '
+                    "WHERE topic LIKE 'ledger:StockBin.%ed'").fetchone()
+            if row and row[0] is not None:
+                f.add("ledger_event_state_bytes", float(row[0]), "bytes",
+                      "context: mean stored state of a movement event the ledger wrote", "")
+        finally:
+            ledger.close()
+
+
+# 5 --------------------------------------------------------------------------------------------
+
+
+def phase_baseline(run: Run) -> None:
+    from benchmark import baseline
+
+    f = run.figures
+    with run.scratch.schema("baseline", run.keep) as schema:
+        inventory = baseline.make_inventory(run.scratch.url(schema))
+        try:
+            started = time.perf_counter()
+            baseline.prime_bins(inventory)
+            say(f"baseline: 1,000 bins primed in {time.perf_counter() - started:.1f} s")
+            for clients in report.CLIENTS:
+                pg.checkpoint()
+                before = cpu.sample()
+                result = run_clients(clients, run.window(clients),
+                                     lambda n: baseline.operation(inventory), seed=5)
+                if clients == 16:
+                    _cpu(run, "baseline", cpu.usage(before), "the benchmark process (the "
+                         "application and its 16 client threads)")
+                _errors(result, f"baseline_commands ({clients} clients)", run)
+                run.curve("baseline", clients, result.rate)
+                say(f"baseline, {clients:>2} clients: {result.rate:,.0f} commands/s, "
+                    f"p50 {result.p(0.5):.1f} ms, p99 {result.p(0.99):.1f} ms")
+                if clients == 16:
+                    f.add("baseline_commands", result.rate, "commands/s",
+                          "the same commands, plain eventsourcing Application at its "
+                          "defaults: load, decide, save, retry on conflict", "5")
+                    f.add("baseline_commands_p50", result.p(0.5), "ms", "latency of one", "5")
+                    f.add("baseline_commands_p99", result.p(0.99), "ms", "latency of one", "5")
+                else:
+                    f.add(f"baseline_commands_{clients}_client{'s' if clients > 1 else ''}",
+                          result.rate, "commands/s", f"{clients} thread(s)", "5")
+        finally:
+            inventory.close()
+
+
+# 6 --------------------------------------------------------------------------------------------
+
+
+def phase_http(run: Run) -> None:
+    from benchmark import http_api, workload
+
+    f = run.figures
+    with run.scratch.schema("http", run.keep) as schema:
+        url = run.scratch.url(schema)
+        ledger = workload.make_ledger(url)
+        try:
+            workload.register_reference(ledger)
+            workload.prime_bins(ledger)
+        finally:
+            ledger.close()
+        server = http_api.start_server(url, run.work / "serve.log")
+        try:
+            http_api.wait_for_projections(server.base_url)
+            http_api.run_load(server.base_url, 16, 1.0)  # warm-up, not counted
+            pg.checkpoint()
+            before = cpu.sample(server.process.pid)
+            result = http_api.run_load(server.base_url, 16, run.plan.window)
+            usage = cpu.usage(before, server.process.pid)
+        finally:
+            server.stop()
+        _cpu(run, "http", usage, "the benchmark process (the 17 httpx clients)")
+        if usage is not None:
+            f.add("http_cpu_server", usage.server, "cores",
+                  "context: CPU used by `ledger serve` (API, group commit, embedded "
+                  "projections) in the window", "")
+        commands, queries = result.commands, result.queries
+        _errors(commands, "http_commands", run)
+        _errors(queries, "http_stock_query", run)
+        run.curve("http", 16, commands.rate)
+        f.add("http_commands", commands.rate, "requests/s",
+              "16 httpx clients: POST /receipts and /dispatches to `ledger serve` "
+              "(uvicorn, LEDGER_PROJECTIONS=embedded)", "6")
+        f.add("http_commands_p50", commands.p(0.5), "ms", "latency of one request", "6")
+        f.add("http_commands_p99", commands.p(0.99), "ms", "latency of one request", "6")
+        f.add("http_stock_query_p50", queries.p(0.5), "ms",
+              f"GET /stock?sku= back to back while the writes run ({queries.completed:,} "
+              "queries)", "6")
+        f.add("http_stock_query_p99", queries.p(0.99), "ms", "the same queries", "6")
+        say(f"http: {commands.rate:,.0f} requests/s, p50 {commands.p(0.5):.1f} ms, "
+            f"p99 {commands.p(0.99):.1f} ms; GET /stock p50 {queries.p(0.5):.1f} ms, "
+            f"p99 {queries.p(0.99):.1f} ms")
+        if "Traceback" in server.log_tail(20000):
+            run.figures.note("ledger serve logged a traceback during the HTTP phase; see "
+                             "the server log excerpt in the terminal output")
+            print(server.log_tail(4000))
+
+
+# 7–9 ------------------------------------------------------------------------------------------
+
+
+def _import(run: Run, phase: str, schema: str, path: Path, *, measured: bool = True
+            ) -> tuple[dict[str, float], bool]:
+    """`ledger import` into `schema`; on a hang, once more with 1,000-event batches."""
+    from benchmark import history
+
+    url = run.scratch.url(schema)
+    log = run.work / f"import-{phase}.log"
+    try:
+        done = history.ledger_command(["import", str(path)], url, log,
+                                      timeout=run.plan.command_timeout, watch_schema=schema,
+                                      stall_seconds=run.plan.stall_seconds)
+        return done.result, False
+    except history.CommandHung as hung:
+        run.figures.note(
+            f"{hung}. `ledger import` inserts {_page_size()}-event batches through "
+            "eventsourcing's PostgresApplicationRecorder.insert_events, which runs in "
+            "psycopg pipeline mode; a statement of several MB can deadlock there (the "
+            "server waits for the rest of the message, the client for the result). "
+            + ("Measured again with BENCH_IMPORT_PAGE_SIZE=1000 (patched in the "
+               "benchmark's subprocess only); bulk_import is that second run"
+               if measured else "Imported again with 1,000-event batches (not timed)"))
+        run.scratch.create(phase)  # drops the half-imported schema and makes it anew
+        done = history.ledger_command(["import", str(path)], url, log,
+                                      timeout=run.plan.command_timeout, watch_schema=schema,
+                                      stall_seconds=run.plan.stall_seconds,
+                                      extra_environment={"BENCH_IMPORT_PAGE_SIZE": "1000"})
+        return done.result, True
+
+
+def _page_size() -> str:
+    from ledger import export
+
+    size = getattr(export, "IMPORT_BATCH_EVENTS", getattr(export, "PAGE_SIZE", None))
+    return f"{size:,}" if isinstance(size, int) else "?"
+
+
+def phase_history(run: Run) -> None:
+    from benchmark import history
+
+    f, plan = run.figures, run.plan
+    say(f"history: writing an export of {plan.history_events:,} events "
+        f"(hot bin: {plan.hot_movements:,} movements)")
+    made = history.generate(run.work, plan.history_events, plan.hot_movements)
+    say(f"history: {made.events:,} events in {made.seconds:.1f} s "
+        f"({made.events / made.seconds:,.0f}/s), mean state {made.state_bytes_mean:.0f} bytes")
+    f.add("history_events", made.events, "events", "events in the long history (7, 8, 9)", "")
+    f.add("history_event_state_bytes", made.state_bytes_mean, "bytes",
+          "context: mean stored state of the history's events", "")
+
+    # The short history: 10,000 events, for the as-of comparison.
+    with run.scratch.schema("short", run.keep) as short:
+        url = run.scratch.url(short)
+        _import(run, "short", short, made.short_path, measured=False)
+        history.ledger_command(["rebuild"], url, run.work / "rebuild-short.log",
+                               timeout=plan.command_timeout)
+        moment = made.first + (made.short_last - made.first) / 2
+        short_latencies = history.as_of_latencies(url, moment, plan.as_of_queries)
+    say(f"as-of query, {made.short_events:,} events: p50 "
+        f"{percentile(short_latencies, 0.5) * 1000:.2f} ms")
+
+    with run.scratch.schema("long", run.keep) as long:
+        url = run.scratch.url(long)
+        pg.checkpoint()
+        result, workaround = _import(run, "long", long, made.path)
+        rate = made.events / result["seconds"]
+        batches = " — with 1,000-event batches: the stock size hung" if workaround else ""
+        f.add("bulk_import", rate, "events/s",
+              f"`ledger import` of a {made.events:,}-event export into an empty schema "
+              f"(verification of the chain included){batches}", "7")
+        f.add("bulk_import_seconds", result["seconds"], "s", "the same, wall time", "7")
+        say(f"import: {made.events:,} events in {result['seconds']:.1f} s ({rate:,.0f}/s)")
+
+        pg.checkpoint()
+        rebuilt = history.ledger_command(["rebuild"], url, run.work / "rebuild-long.log",
+                                         timeout=plan.command_timeout)
+        seconds = rebuilt.result.get("rebuild_seconds", rebuilt.result["seconds"])
+        f.add("projection_rebuild", made.events / seconds, "events/s",
+              f"`ledger rebuild` of every read model over {made.events:,} events "
+              "(time inside projections.rebuild.rebuild)", "8")
+        f.add("projection_rebuild_seconds", seconds, "s", "the same, wall time", "8")
+        f.add("projection_rebuild_command_seconds", rebuilt.result["seconds"], "s",
+              "context: the whole command, with the status table's digests", "8")
+        say(f"rebuild: {seconds:.1f} s ({made.events / seconds:,.0f} events/s); the command "
+            f"{rebuilt.result['seconds']:.1f} s")
+
+        exported = run.work / "reexport.jsonl"
+        again = history.ledger_command(["export", "--to", str(exported)], url,
+                                       run.work / "export.log", timeout=plan.command_timeout)
+        digest = history.head_digest_of(again.stdout)
+        f.add("ledger_export", made.events / again.result["seconds"], "events/s",
+              "context: `ledger export` of the imported store", "")
+        if digest != str(made.head):
+            run.figures.errors.append(
+                f"`ledger export` of the imported store ends at {digest}, the generated "
+                f"history at {made.head}: the import did not reproduce the export")
+        else:
+            say(f"export of the imported store: head digest {digest[:24]}… equals the file's")
+        exported.unlink(missing_ok=True)
+
+        moment = made.first + (made.last - made.first) / 2
+        long_latencies = history.as_of_latencies(url, moment, plan.as_of_queries)
+        f.add("as_of_query_short", percentile(short_latencies, 0.5) * 1000, "ms",
+              f"p50 of {plan.as_of_queries} stock-as-of queries (one SKU, 10 locations; "
+              f"projections.queries.stock_as_of as GET /stock?as_of= runs it) over "
+              f"{made.short_events:,} events", "9")
+        f.add("as_of_query_short_p99", percentile(short_latencies, 0.99) * 1000, "ms",
+              "the same, p99", "9")
+        f.add("as_of_query_long", percentile(long_latencies, 0.5) * 1000, "ms",
+              f"the same over {made.events:,} events", "9")
+        f.add("as_of_query_long_p99", percentile(long_latencies, 0.99) * 1000, "ms",
+              "the same, p99", "9")
+        say(f"as-of query, {made.events:,} events: p50 "
+            f"{percentile(long_latencies, 0.5) * 1000:.2f} ms")
+
+        hot_times, hot_version = history.aggregate_loads(url, *history.HOT, plan.hot_loads)
+        cold_times, cold_version = history.aggregate_loads(url, *history.COLD, plan.cold_loads)
+        f.add("aggregate_load_long", median(hot_times) * 1000, "ms",
+              f"Ledger.stock_bin of a bin with {made.hot_movements:,} movements "
+              f"(version {hot_version:,}), median of {plan.hot_loads}", "9")
+        f.add("aggregate_load_short", median(cold_times) * 1000, "ms",
+              f"the same for a bin with {history.COLD_MOVEMENTS} movements "
+              f"(version {cold_version}), median of {plan.cold_loads}", "9")
+        say(f"aggregate load: {made.hot_movements:,} movements {median(hot_times) * 1000:,.1f} "
+            f"ms, {history.COLD_MOVEMENTS} movements {median(cold_times) * 1000:.2f} ms")
+    made.path.unlink(missing_ok=True)
+    made.short_path.unlink(missing_ok=True)
+
+
+PHASE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
+    "raw": phase_raw, "ledger": phase_ledger, "baseline": phase_baseline, "http": phase_http,
+    "history": phase_history,
+}
+
+
+def methods(plan: Plan) -> list[str]:
+    w, s = f"{plan.window:g} s", f"{plan.short_window:g} s"
+    return [
+        "**Clients** are closed-loop threads that start together and issue the next "
+        f"operation as soon as the last one answered; a window lasts {w} at 16 clients and "
+        f"{s} at 1 and 4. Rates count the operations completed inside the window; "
+        "latencies are those operations' own. A CHECKPOINT precedes every timed phase.",
+        "**1 raw_insert_commit**: a table created with eventsourcing 9.5's DDL for the "
+        "stored events (uuid, version, topic, bytea state, bigserial notification_id, the "
+        "primary key and the unique notification_id index); 250-byte states; psycopg 3, "
+        "one connection per thread, one single-row INSERT per transaction, full durability "
+        "(the server's settings above).",
+        f"**2 raw_copy**: COPY FROM STDIN (binary) of {plan.copy_rows:,} such rows into an "
+        "empty table of that shape, 10,000 rows per transaction. **3 raw_read**: that table "
+        "read back in notification-id order, 5,000-row pages, as `SELECT * … WHERE "
+        "notification_id > $1 ORDER BY notification_id LIMIT $2`.",
+        "**4 ledger_commands**: 100 SKUs (half FIFO, half moving average) × 10 locations = "
+        "1,000 bins, each primed with a receipt of 1,000,000; each command is a one-line "
+        "receipt (5 at 2.50) or dispatch (3), even odds, on a random bin, through "
+        "`Ledger.receive` / `Ledger.dispatch`. The Ledger is opened as `src/api/app.py` opens "
+        "it, `open_ledger(Settings.from_environ())`, so its defaults (group commit, "
+        "snapshots) and any LEDGER_* settings in the environment apply (see Machine).",
+        "**5 baseline_commands**: the same commands on a plain `eventsourcing.Application` "
+        "with a minimal aggregate holding a quantity (`@event` methods), load → decide → "
+        "save per command, retrying on IntegrityError; persistence settings at the "
+        "library's defaults.",
+        "**6 http_commands**: `ledger serve` in a subprocess (uvicorn, "
+        "LEDGER_PROJECTIONS=embedded) on a primed store; 16 httpx clients POST /receipts "
+        "and /dispatches; one more client issues `GET /stock?sku=` back to back "
+        "(http_stock_query). The clients share the machine's cores with the server and "
+        "PostgreSQL.",
+        f"**7 bulk_import**: a history of {plan.history_events:,} events is written as an "
+        "export file by the ledger's own aggregates and mapper (the chain links computed "
+        "with ledger.chain), then `ledger import FILE` loads it into an empty schema "
+        "(run through ledger.cli.main in a subprocess; interpreter start-up excluded). "
+        "`ledger export` of the imported store must give the file's head digest.",
+        "**8 projection_rebuild**: `ledger rebuild` (every read model) over the imported "
+        "store; the time spent in projections.rebuild.rebuild (the command also prints a "
+        "status table with a digest of every read model, timed separately).",
+        f"**9 as_of_query**: p50 of {plan.as_of_queries} stock-as-of queries for one SKU "
+        "(10 bins) at the middle of the history, run as `GET /stock?sku=&as_of=` runs them "
+        "(ReadModels.wait + projections.queries.stock_as_of), on a store with the first "
+        "10,000 events and on the long one. **aggregate_load**: `Ledger.stock_bin(sku, "
+        f"location)` of a bin with {plan.hot_movements:,} movements (median of "
+        f"{plan.hot_loads}) and of one with 10 (median of {plan.cold_loads}).",
+    ]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller counts and 5 s windows: under 2 minutes")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--doc", metavar="FILE", default=str(REPO / "docs" / "benchmarks.md"),
+                        help="the markdown report (the SVG goes beside it)")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"comma-separated subset of {','.join(PHASES)}")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch schemas and files (debugging)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse(argv)
+    phases = [p.strip() for p in arguments.phases.split(",") if p.strip()]
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        print(f"unknown phase(s): {', '.join(unknown)}; known: {', '.join(PHASES)}",
+              file=sys.stderr)
+        return 2
+    plan = QUICK if arguments.quick else FULL
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.perf_counter()
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    scratch = pg.Scratch()
+    try:
+        stale = scratch.open()
+    except Exception as error:  # no server, no database, another run
+        print(f"scripts/bench: cannot use PostgreSQL at {pg.admin_url()} "
+              f"(set {pg.ADMIN_URL_VARIABLE}): {error}", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="ledger-bench-", dir=os.environ.get("BENCH_TMPDIR")))
+    run = Run(plan, scratch, Figures(), work, arguments.keep)
+    if stale:
+        say(f"dropped schemas a previous run left behind: {', '.join(stale)}")
+    load_before = machine.load_average()
+    facts = machine.describe(pg.server_settings())
+    try:
+        from benchmark.workload import ledger_settings
+
+        facts["Ledger"] = ledger_settings()
+    except Exception as error:  # a settings error shows up again in the phases
+        facts["Ledger"] = f"settings unreadable: {error}"
+    say(f"{plan.mode} run on {facts['CPU']}, {facts['Cores']} cores; PostgreSQL "
+        f"{facts['PostgreSQL'].split(';')[0]} at {pg.database_url()}; load average "
+        f"{load_before}")
+    try:
+        for phase in phases:
+            say(f"--- {phase}")
+            try:
+                PHASE_FUNCTIONS[phase](run)
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:
+                traceback.print_exc()
+                run.figures.errors.append(f"{phase}: {type(error).__name__}: {error}"[:2000])
+    except KeyboardInterrupt:
+        run.figures.errors.append("interrupted")
+        say("interrupted: cleaning up")
+    finally:
+        scratch.close(arguments.keep)
+        if not arguments.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            say(f"kept files in {work} and schemas {', '.join(scratch.created)}")
+    duration = time.perf_counter() - started
+    load_after = machine.load_average()
+    if load_before.split()[0] != "unknown" and float(load_before.split()[0]) > 1.0:
+        run.figures.notes.insert(0, (
+            f"The machine was not idle when the run began (load average {load_before}): "
+            "other processes shared its cores, and every figure is lower for it."))
+    report.print_table(run.figures)
+    doc = Path(arguments.doc)
+    svg = doc.with_name(f"{doc.stem}-clients.svg")
+    command = "scripts/bench" + (" --quick" if arguments.quick else "")
+    if arguments.phases != ",".join(PHASES):
+        command += f" --phases {arguments.phases}"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    svg.write_text(report.svg_plot(
+        run.curves, "Commands per second against concurrent clients",
+        f"{plan.mode} run, {date}; {facts['CPU']}, {facts['Cores']} cores; "
+        f"PostgreSQL {facts['PostgreSQL'].split(';')[0].split()[0]}"), encoding="utf-8")
+    doc.write_text(report.markdown(
+        run.figures, mode=plan.mode, date=date, machine=facts, curves=run.curves,
+        svg_name=svg.name, command=command, duration=duration, load_before=load_before,
+        load_after=load_after, methods=methods(plan)), encoding="utf-8")
+    say(f"wrote {_shown(doc)} and {_shown(svg)}")
+    if arguments.json:
+        report.write_json(run.figures, Path(arguments.json))
+        say(f"wrote {arguments.json}")
+    for error in run.figures.errors:
+        print(f"scripts/bench: {error}", file=sys.stderr)
+    say(f"done in {duration:.0f} s")
+    return 1 if run.figures.errors else 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
