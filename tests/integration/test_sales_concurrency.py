@@ -15,18 +15,18 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import IntegrityError
+from concurrency_support import THREADS, WAIT_SECONDS_MAX, Apps, at_once
 from sqlalchemy import select
 
 from ledger import purchasing as p
 from ledger import selling as s
 from ledger.application import CommandResult, Ledger
 from ledger.commands import Count, CountLine, Dispatch, DispatchLine, Receipt, ReceiptLine
-from ledger.config import Settings, read_models_url, store_environment
+from ledger.config import Settings, read_models_url
 from ledger.domain.context import CommandMeta
 from ledger.domain.customer_account import CustomerAccount
 from ledger.domain.identity import bin_id, customer_account_id
@@ -47,92 +47,11 @@ from projections.sales_orders import figures_of
 from projections.service import ReadModels
 
 D = Decimal
-THREADS = 8
-WAIT_SECONDS_MAX = 120
 READ_WAIT_SECONDS = 5.0
 OPERATOR = CommandMeta(actor="operator")
 SKU = "TEA-TIN"
 LOCATION = "MAIN"
 CUSTOMERS = ("ACME", "BETA", "CAFE", "DELI")
-ResultT = TypeVar("ResultT")
-
-
-# The applications: one shared, or one per thread (as in test_concurrency.py).
-
-
-class ObservedLedger(Ledger):
-    """The ledger, counting the saves that lost to another writer (and were then retried)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env)
-        self.conflicts = 0
-        self.conflicts_lock = threading.Lock()
-
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
-        try:
-            return super().save(*objs, **kwargs)
-        except IntegrityError:
-            with self.conflicts_lock:
-                self.conflicts += 1
-            raise
-
-
-class Apps:
-    """The application each thread uses: one shared instance, or one per thread."""
-
-    def __init__(self, url: str, per_thread: bool) -> None:
-        self.url = url
-        self.per_thread = per_thread
-        self.opened: list[ObservedLedger] = []
-        self.lock = threading.Lock()
-        self.shared = self.open()
-        self.thread_apps: dict[int, ObservedLedger] = {}
-
-    def conflicts(self) -> int:
-        return sum(app.conflicts for app in self.opened)
-
-    def open(self) -> ObservedLedger:
-        url = self.url
-        if self.per_thread and url.startswith("postgresql"):
-            # Eight pools of the default size would need 160 connections; each needs a few.
-            url += "&pool_size=2&max_overflow=2"
-        app = ObservedLedger(store_environment(url))
-        with self.lock:
-            self.opened.append(app)
-        return app
-
-    def for_thread(self, number: int) -> ObservedLedger:
-        if not self.per_thread:
-            return self.shared
-        if number not in self.thread_apps:
-            self.thread_apps[number] = self.open()
-        return self.thread_apps[number]
-
-    def close(self) -> None:
-        for app in self.opened:
-            app.close()
-
-
-@pytest.fixture(params=["shared", "per-thread"])
-def apps(request: pytest.FixtureRequest, database_url: str) -> Iterator[Apps]:
-    opened = Apps(database_url, per_thread=request.param == "per-thread")
-    yield opened
-    opened.close()
-
-
-def at_once(work: Callable[[int, Ledger], ResultT], apps: Apps,
-            threads: int = THREADS) -> list[ResultT]:
-    """Run `work(thread_number, app)` on `threads` real threads released together."""
-    thread_apps = [apps.for_thread(number) for number in range(threads)]
-    barrier = threading.Barrier(threads, timeout=WAIT_SECONDS_MAX)
-
-    def run(number: int) -> ResultT:
-        barrier.wait()
-        return work(number, thread_apps[number])
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        futures = [pool.submit(run, number) for number in range(threads)]
-        return [future.result(timeout=WAIT_SECONDS_MAX) for future in futures]
 
 
 def retried(command: Callable[[], CommandResult]) -> CommandResult:
