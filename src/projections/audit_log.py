@@ -26,6 +26,7 @@ from sqlalchemy import (
 
 from ledger.chain import GENESIS, Record, next_link
 from projections.base import Envelope, Projection, Row
+from projections.bulk import AppendFold
 from projections.encoding import instant
 
 
@@ -57,12 +58,32 @@ class AuditLogProjection(Projection):
         table = tables["audit_log"]
         previous = connection.execute(
             select(table.c.link).order_by(table.c.position.desc()).limit(1)).scalar()
-        link = previous or GENESIS
-        rows = []
-        for envelope in envelopes:
-            link = next_link(link, record_of(envelope))
-            rows.append(audit_row(envelope, link))
+        rows, _ = chained_rows(envelopes, previous or GENESIS)
         connection.execute(insert(table), rows)
+
+    def bulk_fold(self) -> AuditFold:
+        return AuditFold()
+
+
+class AuditFold(AppendFold):
+    """The audit log's rebuild: the link carried from page to page in memory."""
+
+    def __init__(self) -> None:
+        super().__init__("audit_log", self._rows)
+        self.link = GENESIS
+
+    def _rows(self, envelopes: Sequence[Envelope]) -> list[Row]:
+        rows, self.link = chained_rows(envelopes, self.link)
+        return rows
+
+
+def chained_rows(envelopes: Sequence[Envelope], link: str) -> tuple[list[Row], str]:
+    """The rows of consecutive events after the one whose link is `link`; the last link."""
+    rows = []
+    for envelope in envelopes:
+        link = next_link(link, record_of(envelope))
+        rows.append(audit_row(envelope, link))
+    return rows, link
 
 
 def record_of(envelope: Envelope) -> Record:

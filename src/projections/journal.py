@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData,
 from ledger.domain.identity import event_id
 from ledger.posting import POSTING_TOPICS, entry
 from projections.base import Envelope, Projection, Row
+from projections.bulk import AppendFold
 from projections.encoding import e2, e3, instant
 
 
@@ -48,9 +49,16 @@ class JournalProjection(Projection):
 
     def apply_page(self, connection: Connection, tables: dict[str, Table],
                    envelopes: Sequence[Envelope]) -> None:
-        rows = [row for envelope in envelopes for row in journal_rows(envelope)]
+        rows = page_rows(envelopes)
         if rows:
             connection.execute(insert(tables["journal"]), rows)
+
+    def bulk_fold(self) -> AppendFold:
+        return AppendFold("journal", page_rows)
+
+
+def page_rows(envelopes: Sequence[Envelope]) -> list[Row]:
+    return [row for envelope in envelopes for row in journal_rows(envelope)]
 
 
 def journal_rows(envelope: Envelope) -> list[Row]:

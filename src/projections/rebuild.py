@@ -1,10 +1,13 @@
 """Rebuilding read models from position zero into fresh tables, then switching over.
 
-The next generation's tables are filled page by page while the live generation
-keeps serving queries. The switch locks the projection's state row, applies
-whatever arrived meanwhile, and moves generation and position in one transaction.
-The generation before the live one is kept until the next rebuild, so a query
-that began just before a switch still finds its tables.
+Set-based: the log is read once, in pages; each page's events are decoded once and
+handed to every projection's in-memory fold (`projections.bulk`), which writes with
+COPY (PostgreSQL) or multi-row INSERTs into the next generation's tables, created
+without their secondary indexes (built once, at the end). The live generation keeps
+serving queries meanwhile. The switch locks the projections' state rows, applies
+whatever arrived during the rebuild page by page, and moves every generation and
+position in one transaction. The generation before the live one is kept until the next
+rebuild, so a query that began just before a switch still finds its tables.
 """
 
 from __future__ import annotations
@@ -13,71 +16,108 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
+from sqlalchemy import Connection, Index
 
 from projections import state
-from projections.base import Projection
+from projections.base import Envelope, Projection
+from projections.bulk import BulkFold, fold_for
 from projections.database import ReadDatabase
 from projections.runner import apply_notifications
 
-REBUILD_PAGE_SIZE = 5000
+REBUILD_PAGE_SIZE = 10_000
 
 
 def rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
             projections: Sequence[Projection],
             page_size: int = REBUILD_PAGE_SIZE) -> dict[str, state.State]:
-    """Rebuild each projection; returns the states they switched to."""
+    """Rebuild the projections together; returns the states they switched to."""
+    names = [projection.name for projection in projections]
     with database.writer.begin() as connection:
         state.ensure(connection, projections)
-    return {p.name: _rebuild_one(database, recorder, mapper, p, page_size) for p in projections}
-
-
-def _rebuild_one(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
-                 projection: Projection, page_size: int) -> state.State:
+        live = state.read(connection, names)
+        fresh = {p.name: _fresh_tables(connection, p, live[p.name]) for p in projections}
+    indexes = [index for p in projections
+               for table in p.tables(fresh[p.name].generation).values() for index in table.indexes]
     with database.writer.begin() as connection:
-        live = state.read(connection, [projection.name])[projection.name]
-        fresh = state.State(live.generation + 1, 0)
-        state.drop_tables(connection, projection, live.generation - 1)
-        state.drop_tables(connection, projection, fresh.generation)
-        state.create_tables(connection, projection, fresh.generation)
-    fresh = _fill(database, recorder, mapper, projection, fresh, page_size,
-                  topics=sorted(projection.topics or ()))
+        for index in indexes:
+            index.drop(connection)
+    head = _fill(database, recorder, mapper, projections, fresh, page_size)
     with database.writer.begin() as connection:
-        state.read(connection, [projection.name], for_update=True)
-        fresh = _fill_within(connection, recorder, mapper, projection, fresh, page_size)
-        state.write(connection, projection.name, fresh)
+        _create(connection, indexes)
+    with database.writer.begin() as connection:
+        state.read(connection, names, for_update=True)
+        fresh = {name: state.State(current.generation, head) for name, current in fresh.items()}
+        _fill_within(connection, recorder, mapper, projections, fresh, page_size)
+        for name, current in fresh.items():
+            state.write(connection, name, current)
     return fresh
 
 
-def _fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
-          projection: Projection, current: state.State, page_size: int,
-          topics: Sequence[str]) -> state.State:
-    """Apply the projection's own events up to the head, a page per transaction.
+def _fresh_tables(connection: Connection, projection: Projection,
+                  live: state.State) -> state.State:
+    """Empty tables for the generation after `live` (and the one before it dropped)."""
+    fresh = state.State(live.generation + 1, 0)
+    state.drop_tables(connection, projection, live.generation - 1)
+    state.drop_tables(connection, projection, fresh.generation)
+    state.create_tables(connection, projection, fresh.generation)
+    return fresh
 
-    The head is read first; once no event of ours remains at or below it, the position
-    moves to the head itself, so the switch transaction only reads what came after.
+
+def _create(connection: Connection, indexes: Sequence[Index]) -> None:
+    for index in indexes:
+        index.create(connection)
+
+
+def _fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
+          projections: Sequence[Projection], fresh: dict[str, state.State],
+          page_size: int) -> int:
+    """Fold every event up to the head (read first) into the fresh tables; returns the head.
+
+    Each page is decoded once for all projections; a page's rows are written in one
+    transaction, the keyed projections' rows in the last.
     """
     head = recorder.max_notification_id() or 0
+    folds = [(projection, fold_for(projection),
+              projection.tables(fresh[projection.name].generation)) for projection in projections]
+    position = 0
     while True:
         notifications = recorder.select_notifications(
-            start=current.position, limit=page_size, stop=head, topics=topics,
-            inclusive_of_start=False)
+            start=position, limit=page_size, stop=head, inclusive_of_start=False)
         if not notifications:
-            return state.State(current.generation, max(current.position, head))
-        with database.writer.begin() as connection:
-            states = {projection.name: current}
-            apply_notifications(connection, mapper, [projection], states, notifications,
-                                write_state=False)
-        current = state.State(current.generation, notifications[-1].id)
+            break
+        envelopes = [Envelope(notification, mapper) for notification in notifications]
+        _fold_page(database, folds, envelopes, final=False)
+        position = notifications[-1].id
+    _fold_page(database, folds, [], final=True)
+    return head
 
 
-def _fill_within(connection: Any, recorder: ApplicationRecorder, mapper: Mapper[Any],
-                 projection: Projection, current: state.State, page_size: int) -> state.State:
-    """Apply everything after `current` up to the head, in the caller's transaction."""
+def _fold_page(database: ReadDatabase,
+               folds: Sequence[tuple[Projection, BulkFold, dict[str, Any]]],
+               envelopes: Sequence[Envelope], *, final: bool) -> None:
+    for projection, fold, _ in folds:
+        mine = envelopes if projection.topics is None else [
+            envelope for envelope in envelopes if envelope.topic in projection.topics]
+        if mine:
+            fold.add(mine)
+    with database.writer.begin() as connection:
+        for _, fold, tables in folds:
+            fold.flush(connection, tables, final=final)
+
+
+def _fill_within(connection: Connection, recorder: ApplicationRecorder, mapper: Mapper[Any],
+                 projections: Sequence[Projection], fresh: dict[str, state.State],
+                 page_size: int) -> None:
+    """Apply everything after the head the fill read up to, in the switch's transaction;
+    moves each state in `fresh` along."""
     while True:
+        start = min(current.position for current in fresh.values())
         notifications = recorder.select_notifications(
-            start=current.position, limit=page_size, inclusive_of_start=False)
+            start=start, limit=page_size, inclusive_of_start=False)
         if not notifications:
-            return current
-        apply_notifications(connection, mapper, [projection], {projection.name: current},
-                            notifications, write_state=False)
-        current = state.State(current.generation, notifications[-1].id)
+            return
+        apply_notifications(connection, mapper, projections, fresh, notifications,
+                            write_state=False)
+        last = notifications[-1].id
+        for name, current in fresh.items():
+            fresh[name] = state.State(current.generation, max(current.position, last))

@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData,
 
 from ledger.domain.stock_bin import StockBin
 from projections.base import Envelope, Projection, Row
+from projections.bulk import AppendFold
 from projections.encoding import e2, e3, e6, instant
 from projections.stock_levels import MOVEMENT_TOPICS
 
@@ -68,7 +69,14 @@ class StockCardProjection(Projection):
     def apply_page(self, connection: Connection, tables: dict[str, Table],
                    envelopes: Sequence[Envelope]) -> None:
         if envelopes:
-            connection.execute(insert(tables["stock_card"]), [card_row(e) for e in envelopes])
+            connection.execute(insert(tables["stock_card"]), card_rows(envelopes))
+
+    def bulk_fold(self) -> AppendFold:
+        return AppendFold("stock_card", card_rows)
+
+
+def card_rows(envelopes: Sequence[Envelope]) -> list[Row]:
+    return [card_row(envelope) for envelope in envelopes]
 
 
 def card_row(envelope: Envelope) -> Row:
