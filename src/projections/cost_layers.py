@@ -7,15 +7,16 @@ the recorded layers, add the recorded layers. Moving-average bins keep no layers
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from decimal import Decimal
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, Column, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, Text
 
 from ledger.costing import CostState, Layer, apply_movement
 from ledger.domain.stock_bin import StockBin
 from projections.base import Envelope, KeyedProjection, Row
+from projections.bulk import KeyedFold
 from projections.stock_levels import MOVEMENT_TOPICS
 
 
@@ -38,17 +39,48 @@ class CostLayersProjection(KeyedProjection):
         return (envelope.event.sku, envelope.event.location)
 
     def fold(self, row: Row | None, envelope: Envelope) -> Row:
-        event = envelope.event
-        if isinstance(event, StockBin.Opened):
-            return {"sku": event.sku, "location": event.location,
-                    "valuation_method": event.valuation_method, "layers": "[]",
-                    "updated_position": envelope.position}
-        assert row is not None, "a bin is opened before it moves"
-        if row["valuation_method"] != "fifo":
-            return {**row, "updated_position": envelope.position}
-        held = CostState(method="fifo", layers=layers_of(row["layers"]))
-        after = apply_movement(held, tuple(event.removed), tuple(event.added))
-        return {**row, "layers": dump_layers(after.layers), "updated_position": envelope.position}
+        held = () if row is None else layers_of(row["layers"])
+        moved, layers = advance(row, held, envelope)
+        return {**moved, "layers": dump_layers(layers)}
+
+    def bulk_fold(self) -> CostLayersFold:
+        return CostLayersFold(self)
+
+
+class CostLayersFold(KeyedFold):
+    """A rebuild's fold: each bin's layers stay decoded in memory, written as text once."""
+
+    def __init__(self, projection: CostLayersProjection) -> None:
+        super().__init__(projection)
+        self.layers: dict[tuple[Hashable, ...], tuple[Layer, ...]] = {}
+
+    def add(self, envelopes: Sequence[Envelope]) -> None:
+        rows, layers = self.rows, self.layers
+        for envelope in envelopes:
+            key = (envelope.event.sku, envelope.event.location)
+            rows[key], layers[key] = advance(rows.get(key), layers.get(key, ()), envelope)
+
+    def flush(self, connection: Connection, tables: dict[str, Table], *, final: bool) -> None:
+        if final:
+            for key, row in self.rows.items():
+                row["layers"] = dump_layers(self.layers[key])
+        super().flush(connection, tables, final=final)
+
+
+def advance(row: Row | None, layers: tuple[Layer, ...],
+            envelope: Envelope) -> tuple[Row, tuple[Layer, ...]]:
+    """A bin's row (its layers column aside) and its layers after one event (pure)."""
+    event = envelope.event
+    if isinstance(event, StockBin.Opened):
+        return {"sku": event.sku, "location": event.location,
+                "valuation_method": event.valuation_method, "layers": "[]",
+                "updated_position": envelope.position}, ()
+    assert row is not None, "a bin is opened before it moves"
+    moved = {**row, "updated_position": envelope.position}
+    if row["valuation_method"] != "fifo":
+        return moved, layers
+    held = CostState(method="fifo", layers=layers)
+    return moved, apply_movement(held, tuple(event.removed), tuple(event.added)).layers
 
 
 def layers_of(text: str) -> tuple[Layer, ...]:

@@ -19,8 +19,9 @@ UNIT_COST_SCALE = 6
 def scaled(value: Decimal, scale: int) -> int:
     """`value` × 10^scale as an exact integer (the value must have at most `scale` places)."""
     shifted = value.scaleb(scale)
-    assert shifted == shifted.to_integral_value(), f"{value} has more than {scale} places"
-    return int(shifted)
+    integer = int(shifted)
+    assert integer == shifted, f"{value} has more than {scale} places"
+    return integer
 
 
 def unscaled(value: int, scale: int) -> Decimal:
@@ -52,8 +53,24 @@ def unit_cost_of(value: int) -> Decimal:
     return unscaled(value, UNIT_COST_SCALE)
 
 
+# Consecutive events share their moments (the lines of a document, effective and recorded
+# time): the text of recent moments is kept. Equal datetimes are the same instant, whatever
+# their zones, so they share a text.
+_INSTANTS: dict[datetime, str] = {}
+_INSTANTS_MAX = 4096
+
+
 def instant(moment: datetime) -> str:
     """A timezone-aware moment as fixed-width UTC text: 2026-03-03T17:00:00.000000Z."""
+    text = _INSTANTS.get(moment)
+    if text is None:
+        if len(_INSTANTS) >= _INSTANTS_MAX:
+            _INSTANTS.clear()
+        text = _INSTANTS[moment] = _instant(moment)
+    return text
+
+
+def _instant(moment: datetime) -> str:
     assert moment.utcoffset() is not None, "instants are timezone-aware"
     utc = moment.astimezone(UTC)
     # strftime's %Y does not pad years before 1000 on every platform; text order must be
