@@ -17,7 +17,12 @@ from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+)
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Recording
 
 from ledger import documents
@@ -62,6 +67,7 @@ from ledger.group_commit import (
 from ledger.period_close import PeriodClose
 from ledger.purchase_orders import PurchaseOrders
 from ledger.reference import ReferenceData
+from ledger.repository import LedgerRepository
 from ledger.sales_orders import SalesOrders
 from ledger.store import position_of
 from ledger.transcodings import CostStateAsDict, LayerAsDict
@@ -106,6 +112,13 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         self.on_recorded: list[Callable[[], None]] = []
         self.group_committer = (None if group_commit is None
                                 else GroupCommitter(self, group_commit))
+
+    def construct_repository(self) -> Repository[UUID]:
+        # The library's repository, configured as the library configures it, replaying with
+        # `ledger.repository.replay`.
+        repository = super().construct_repository()
+        repository.__class__ = LedgerRepository
+        return repository
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
