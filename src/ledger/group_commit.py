@@ -29,6 +29,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import CommandMeta
 from ledger.errors import LedgerClosed, LedgerError, PeriodClosed, StaleRead
+from ledger.store import written_after
 from ledger.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 BATCH_ATTEMPTS_MAX = 8
 MISSING = object()  # the cache's mark for an aggregate that does not exist (yet)
+# More events than this from other writers since the last batch: the cache starts afresh.
+EVICT_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -229,11 +232,12 @@ def save_batch(ledger: Ledger, workspace: Workspace,
 
 
 class AggregateCache:
-    """The writer's aggregates as its last save left them. The writer is this process's only
-    writer; before each batch the store's head position tells whether anyone else wrote
-    since, and if so the cache is emptied (so refusals never rest on stale state; a write
-    that lands while a batch is decided fails that batch's save on version, or is caught
-    by the next check).
+    """The writer's aggregates as its last save left them. Before each batch the writer
+    reads what was stored after the position the cache is current at; an aggregate some
+    other process wrote since is dropped (loaded afresh when next needed), so refusals never
+    rest on stale state; a write that lands while a batch is decided fails that batch's save
+    on version, or is caught by the next check. When more than `EVICT_MAX` events came from
+    elsewhere, or the position is unknown, everything is dropped.
 
     Aggregates are never changed in place: a batch decides on copies (`Workspace.fork`).
     """
@@ -242,26 +246,40 @@ class AggregateCache:
         self.ledger = ledger
         self.size_max = size_max
         self.aggregates: OrderedDict[UUID, Aggregate | object] = OrderedDict()
-        # The log position the cache is current at (None: unknown).
+        # The log position the cache is current at (None: unknown), and the span of
+        # positions after it that our own last save took (its aggregates are current).
         self.position: int | None = None
+        self.own: tuple[int, int] | None = None
 
     def check(self) -> int:
-        """Empty the cache if anyone else wrote since the last save; the head position."""
-        head = self.ledger.head_position()
-        if head != self.position:
+        """Drop what anyone else wrote since the cache was current; the head position."""
+        if self.position is None:
             self.clear()
-        return head
+            self.position = self.ledger.head_position()
+            return self.position
+        written = written_after(self.ledger.recorder, self.position, EVICT_MAX)
+        if written is None:
+            self.clear()
+            self.position = self.ledger.head_position()
+            return self.position
+        own = self.own or (0, -1)
+        for position, aggregate_id in written:
+            if not own[0] <= position <= own[1]:
+                self.aggregates.pop(aggregate_id, None)
+        if written:
+            self.position = written[-1][0]
+        self.own = None
+        return self.position
 
     def saved(self, head: int, span: tuple[int, int] | None,
               aggregates: list[Aggregate]) -> None:
-        """After a save: keep the aggregates, current if nobody wrote between `head` and it."""
+        """After a save (read the head at `head` before): keep the aggregates; the next
+        check drops whatever others wrote after `head`, except our own span."""
         self.keep(aggregates)
-        if span is None:
-            self.position = head
-        elif span[0] == head + 1:
-            self.position = span[1]
+        if span is not None and span[0] == head + 1:
+            self.position, self.own = span[1], None
         else:
-            self.clear()
+            self.position, self.own = head, span
 
     def load(self, aggregate_id: UUID) -> Aggregate:
         found = self.aggregates.get(aggregate_id)
@@ -293,4 +311,4 @@ class AggregateCache:
 
     def clear(self) -> None:
         self.aggregates.clear()
-        self.position = None
+        self.position = self.own = None

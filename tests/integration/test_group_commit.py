@@ -642,6 +642,27 @@ def test_the_writer_cache_is_emptied_when_another_process_wrote(
     assert ledger.receive(receipt(FIFO, "3"), OPERATOR).lines[0]["quantity_on_hand_after"] == 3
 
 
+def test_the_writer_cache_drops_only_what_another_process_wrote(
+        ledger: BatchLedger, other: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger.receive(receipt(FIFO, "10"), OPERATOR)
+    ledger.receive(receipt(AVG, "10"), OPERATOR)  # both bins cached
+    other.receive(receipt(AVG, "5"), OPERATOR)
+    loaded: list[Any] = []
+    load = ledger.repository.get
+    monkeypatch.setattr(ledger.repository, "get",
+                        lambda aggregate_id, **options: loaded.append(aggregate_id)
+                        or load(aggregate_id, **options))
+
+    taken = ledger.dispatch(Dispatch(location=WH, lines=(
+        DispatchLine(FIFO, D("1")), DispatchLine(AVG, D("15")))), OPERATOR)
+
+    # The bin the other process wrote was loaded afresh (all 15 could go); the other one
+    # (and the item and location, which nobody wrote) came from the cache.
+    assert [line["quantity_on_hand_after"] for line in taken.lines] == [D("9"), ZERO]
+    assert loaded == [bin_id(AVG, WH)]
+    assert ledger.conflicts == 0
+
+
 # Closing: every caller is answered.
 
 
