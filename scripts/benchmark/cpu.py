@@ -28,6 +28,22 @@ def _process(pid: int) -> int:
         return 0
 
 
+def _tree(pid: int) -> int:
+    """Ticks of a process and its children (a server's worker processes)."""
+    total = _process(pid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat[stat.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            total += _ticks(stat)[1]
+    return total
+
+
 def _postgres() -> int:
     total = 0
     for entry in Path("/proc").iterdir():
@@ -67,7 +83,7 @@ def sample(server_pid: int | None = None) -> Sample | None:
     if not available():
         return None
     return Sample(time.perf_counter(), _process(os.getpid()), _postgres(),
-                  _process(server_pid) if server_pid else 0)
+                  _tree(server_pid) if server_pid else 0)
 
 
 def usage(before: Sample | None, server_pid: int | None = None) -> Usage | None:

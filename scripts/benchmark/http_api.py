@@ -1,9 +1,11 @@
 """The same commands through the HTTP API: `ledger serve` under uvicorn, in a subprocess.
 
-The server runs as deployed on one host: LEDGER_PROJECTIONS=embedded, so the read models
-are projected inside the API process while the commands arrive. Clients are threads of
-this process, each with its own keep-alive httpx client. While they write, one more
-client asks `GET /stock?sku=` back to back, and its latencies are kept apart.
+The server runs as docs/operations.md deploys it in production: LEDGER_PROJECTIONS=external
+and one `ledger project` worker process beside it, projecting while the commands arrive
+(BENCH_HTTP_PROJECTIONS=embedded runs them inside the API process instead;
+BENCH_HTTP_WORKERS sets `ledger serve --workers`). Clients are threads of this process,
+each with its own keep-alive httpx client. While they write, one more client asks
+`GET /stock?sku=` back to back, and its latencies are kept apart.
 """
 
 from __future__ import annotations
@@ -63,17 +65,18 @@ class Server:
         return ""
 
 
-def start_server(database_url: str, log: Path) -> Server:
-    """`ledger serve` on a free port; returns once /health answers."""
+def start_server(database_url: str, log: Path, workers: int = 1,
+                 projections: str = "embedded") -> Server:
+    """`ledger serve --workers N` on a free port; returns once /health answers."""
     port = free_port()
     environment = {**os.environ, "LEDGER_DATABASE_URL": database_url,
-                   "LEDGER_PROJECTIONS": "embedded",
+                   "LEDGER_PROJECTIONS": projections,
                    "LEDGER_API_KEYS": f"{API_KEY}:operations:bench"}
     ledger_command = Path(sys.executable).with_name("ledger")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(ledger_command), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
+             "--log-level", "warning", "--workers", str(workers)],
             env=environment, stdout=out, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + STARTUP_SECONDS_MAX
@@ -88,6 +91,33 @@ def start_server(database_url: str, log: Path) -> Server:
     server.stop()
     raise RuntimeError(f"ledger serve did not answer within {STARTUP_SECONDS_MAX} s:\n"
                        f"{server.log_tail()}")
+
+
+def projections_mode() -> str:
+    return os.environ.get("BENCH_HTTP_PROJECTIONS", "external")
+
+
+def api_workers() -> int:
+    return int(os.environ.get("BENCH_HTTP_WORKERS", "1"))
+
+
+def start_projector(database_url: str, log: Path) -> subprocess.Popen[bytes]:
+    """`ledger project`: every projection, in a worker process of its own."""
+    ledger_command = Path(sys.executable).with_name("ledger")
+    with log.open("wb") as out:
+        return subprocess.Popen([str(ledger_command), "project"],
+                                env={**os.environ, "LEDGER_DATABASE_URL": database_url},
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_projector(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def client(base_url: str) -> httpx.Client:

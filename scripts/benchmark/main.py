@@ -243,28 +243,44 @@ def phase_http(run: Run) -> None:
             workload.prime_bins(ledger)
         finally:
             ledger.close()
-        server = http_api.start_server(url, run.work / "serve.log")
+        mode, workers = http_api.projections_mode(), http_api.api_workers()
+        projector = (http_api.start_projector(url, run.work / "project.log")
+                     if mode == "external" else None)
         try:
-            http_api.wait_for_projections(server.base_url)
-            http_api.run_load(server.base_url, 16, 1.0)  # warm-up, not counted
-            pg.checkpoint()
-            before = cpu.sample(server.process.pid)
-            result = http_api.run_load(server.base_url, 16, run.plan.window)
-            usage = cpu.usage(before, server.process.pid)
+            server = http_api.start_server(url, run.work / "serve.log", workers, mode)
+            try:
+                http_api.wait_for_projections(server.base_url)
+                http_api.run_load(server.base_url, 16, 1.0)  # warm-up, not counted
+                pg.checkpoint()
+                before = cpu.sample(server.process.pid)
+                projector_before = cpu.sample(projector.pid) if projector else None
+                result = http_api.run_load(server.base_url, 16, run.plan.window)
+                usage = cpu.usage(before, server.process.pid)
+                projector_usage = (cpu.usage(projector_before, projector.pid)
+                                   if projector else None)
+            finally:
+                server.stop()
         finally:
-            server.stop()
+            if projector is not None:
+                http_api.stop_projector(projector)
         _cpu(run, "http", usage, "the benchmark process (the 17 httpx clients)")
+        deployed = (f"`ledger serve --workers {workers}`, LEDGER_PROJECTIONS={mode}"
+                    + (" with one `ledger project` worker" if projector else ""))
         if usage is not None:
             f.add("http_cpu_server", usage.server, "cores",
-                  "context: CPU used by `ledger serve` (API, group commit, embedded "
-                  "projections) in the window", "")
+                  f"context: CPU used by {deployed.split(',')[0]} (API, group commit"
+                  + (", embedded projections" if mode == "embedded" else "") + ") in the window",
+                  "")
+        if projector_usage is not None:
+            f.add("http_cpu_projector", projector_usage.server, "cores",
+                  "context: CPU used by the `ledger project` worker in the window", "")
         commands, queries = result.commands, result.queries
         _errors(commands, "http_commands", run)
         _errors(queries, "http_stock_query", run)
         run.curve("http", 16, commands.rate)
         f.add("http_commands", commands.rate, "requests/s",
-              "16 httpx clients: POST /receipts and /dispatches to `ledger serve` "
-              "(uvicorn, LEDGER_PROJECTIONS=embedded)", "6")
+              f"16 httpx clients: POST /receipts and /dispatches to {deployed} (uvicorn)",
+              "6")
         f.add("http_commands_p50", commands.p(0.5), "ms", "latency of one request", "6")
         f.add("http_commands_p99", commands.p(0.99), "ms", "latency of one request", "6")
         f.add("http_stock_query_p50", queries.p(0.5), "ms",

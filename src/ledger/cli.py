@@ -15,8 +15,15 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     from api.app import create_app
 
-    app = create_app(Settings.from_environ())
-    uvicorn.run(app, host=arguments.host, port=arguments.port, log_level=arguments.log_level)
+    settings = Settings.from_environ()  # refused here, before any worker starts, if invalid
+    if arguments.workers == 1:
+        uvicorn.run(create_app(settings), host=arguments.host, port=arguments.port,
+                    log_level=arguments.log_level)
+    else:
+        # Each worker process builds its own app (its own group committer and, when embedded,
+        # projection runner; runners take turns on the projections' state rows).
+        uvicorn.run("api.app:create_app", factory=True, workers=arguments.workers,
+                    host=arguments.host, port=arguments.port, log_level=arguments.log_level)
     return 0
 
 
@@ -106,6 +113,13 @@ def _audit_parsers(commands: Any) -> None:
     setup.set_defaults(run=_setup_db)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ledger", description="The inventory ledger.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -113,6 +127,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--workers", type=_positive, default=1,
+                       help="API processes (default 1; one per core for throughput)")
     serve.set_defaults(run=_serve)
     demo = commands.add_parser("demo", help="load the demo data set (idempotent)")
     demo.set_defaults(run=_demo)
