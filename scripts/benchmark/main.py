@@ -459,8 +459,11 @@ def methods(plan: Plan) -> list[str]:
         "with a minimal aggregate holding a quantity (`@event` methods), load → decide → "
         "save per command, retrying on IntegrityError; persistence settings at the "
         "library's defaults.",
-        "**6 http_commands**: `ledger serve` in a subprocess (uvicorn, "
-        "LEDGER_PROJECTIONS=embedded) on a primed store; 16 httpx clients POST /receipts "
+        "**6 http_commands**: `ledger serve` in a subprocess (uvicorn), deployed as "
+        "docs/operations.md's production layout: LEDGER_PROJECTIONS=external with one "
+        "`ledger project` worker process projecting while the commands arrive "
+        "(BENCH_HTTP_PROJECTIONS=embedded and BENCH_HTTP_WORKERS=N measure the other "
+        "layouts), on a primed store; 16 httpx clients POST /receipts "
         "and /dispatches; one more client issues `GET /stock?sku=` back to back "
         "(http_stock_query). The clients share the machine's cores with the server and "
         "PostgreSQL.",
