@@ -8,7 +8,17 @@ from pathlib import Path
 from ledger.application import Ledger
 from ledger.chain import Digest, Verdict, verify
 from ledger.config import Settings, event_store_environment
-from ledger.export import ImportRefused, export, import_into, read_export, records
+from ledger.export import (
+    ExportTampered,
+    ImportRefused,
+    StoreNotEmpty,
+    bins_to_snapshot,
+    export,
+    load_export,
+    read_export,
+    read_header,
+    records,
+)
 
 
 def run_verify(arguments: argparse.Namespace) -> int:
@@ -56,25 +66,25 @@ def run_export(arguments: argparse.Namespace) -> int:
 
 
 def run_import(arguments: argparse.Namespace) -> int:
-    """Verify an export offline, then insert it into an empty store."""
+    """Load an export into an empty store, verifying its chain as it is read (nothing is
+    written unless every line verifies), then snapshot the bins with long histories."""
     path = Path(arguments.file)
-    with path.open(encoding="utf-8") as source:
-        pairs = list(read_export(source))
-    verdict = verify((record for record, _ in pairs),
-                     ((record.position, link) for record, link in pairs))
-    if not verdict.ok:
-        print(f"refused: the export does not verify: {verdict.problem}")
-        return 1
+    with path.open("rb") as source:
+        read_header(source)  # a file that is not an export is refused before the store is opened
     settings = Settings.from_environ()
     with Ledger(event_store_environment(settings)) as ledger:
         try:
-            count, bins = import_into(ledger.recorder, path)
-        except ImportRefused as error:
+            imported = load_export(ledger.recorder, path)
+        except ExportTampered as error:
+            print(f"refused: the export does not verify: {error}")
+            return 1
+        except StoreNotEmpty as error:
             print(f"refused: {error}")
             return 1
         # Imported events took no snapshots: take them now for the bins with long histories.
-        snapshots = ledger.snapshot_bins(bins)
-    print(f"imported {count} events ({snapshots} bin snapshots); head digest {verdict.head}")
+        snapshots = ledger.snapshot_bins(bins_to_snapshot(imported.bins))
+    print(f"imported {imported.count} events ({snapshots} bin snapshots); "
+          f"head digest {imported.head}")
     return 0
 
 

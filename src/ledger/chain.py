@@ -14,9 +14,14 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from uuid import UUID
 
 GENESIS = "0" * 64
+# The last base64 character before "==" carries 2 bits of data and 4 bits of padding, the one
+# before "=" 4 bits of data and 2 of padding; b64encode writes those padding bits as zeros.
+_ZERO_PADDED_BEFORE_TWO = frozenset("AQgw")
+_ZERO_PADDED_BEFORE_ONE = frozenset("AEIMQUYcgkosw048")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,32 @@ def canonical(record: Record) -> bytes:
     encoded = [str(record.aggregate_id), record.version, record.topic,
                base64.b64encode(record.state).decode()]
     return json.dumps(encoded, separators=(",", ":")).encode()
+
+
+def canonical_exported(aggregate_id: str, version: int, topic: str, state_base64: str) -> bytes:
+    """`canonical` from the fields of an export line, the state still in base64, without
+    decoding and re-encoding it: byte for byte `canonical(Record(_, UUID(aggregate_id),
+    version, topic, b64decode(state_base64, validate=True)))`.
+
+    `aggregate_id` must be a UUID's canonical text (`str(UUID(...))`) and `state_base64` valid
+    base64; the caller checks both, as it decodes them anyway to store the event.
+    """
+    if state_base64[-1:] == "=" and not _zero_padded(state_base64):
+        # Valid base64 whose padding bits are not zero decodes to the same bytes as the
+        # canonical text, which is what the link covers.
+        state_base64 = base64.b64encode(base64.b64decode(state_base64, validate=True)).decode()
+    # The layout of json.dumps(list, separators=(",", ":")): the id and the base64 need no
+    # escaping, an int is written as str(int), and the topic is escaped as json.dumps escapes
+    # a str by default (ensure_ascii).
+    return (f'["{aggregate_id}",{version:d},{encode_basestring_ascii(topic)},'
+            f'"{state_base64}"]').encode()
+
+
+def _zero_padded(text: str) -> bool:
+    """Whether the padding bits of base64 `text` that ends in "=" are zero."""
+    if text[-2:] == "==":
+        return text[-3:-2] in _ZERO_PADDED_BEFORE_TWO
+    return text[-2:-1] in _ZERO_PADDED_BEFORE_ONE
 
 
 def next_link(previous: str, record: Record) -> str:
@@ -100,7 +131,7 @@ def verify(records: Iterable[Record], recorded: Iterable[tuple[int, str]],
                            "is missing from the store (deleted or renumbered)")
         if pending is not None and pending[0] == record.position:
             if pending[1] != link:
-                return Verdict(Digest(last, link), checked, _changed(record))
+                return Verdict(Digest(last, link), checked, changed(record))
             pending = next(expected, None)
         elif pending is not None:
             return Verdict(Digest(last, link), checked, f"the event at position "
@@ -120,7 +151,8 @@ def _contradicts(kept: Digest, previous_position: int, position: int, link: str)
     return previous_position < kept.position < position
 
 
-def _changed(record: Record) -> str:
+def changed(record: Record) -> str:
+    """The problem to report when `record` does not match the link recorded for it."""
     return (f"the event at position {record.position} (aggregate {record.aggregate_id}, "
             f"version {record.version}, {record.topic}) does not match its recorded link: "
             "it, or an event before it, was changed or reordered")

@@ -1,6 +1,7 @@
 """Read-only questions about the event store that the library's API does not ask.
 
-We never write to the event tables ourselves (DESIGN decision 1); these queries
+We never write to the event tables here (DESIGN decision 1; the one bulk writer is the
+import of an export into an empty store, `ledger.export`); these queries
 only read positions that the library's recorders assigned.
 """
 
