@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
@@ -36,10 +35,12 @@ class Record:
 
 
 def canonical(record: Record) -> bytes:
-    """The bytes of a record that its link covers (its position is covered by the order)."""
-    encoded = [str(record.aggregate_id), record.version, record.topic,
-               base64.b64encode(record.state).decode()]
-    return json.dumps(encoded, separators=(",", ":")).encode()
+    """The bytes of a record that its link covers (its position is covered by the order):
+    compact JSON of [aggregate id, version, topic, base64 of the state], exactly as
+    `json.dumps(..., separators=(",", ":"))` writes it (written directly: the audit log's
+    rebuild links every event)."""
+    return canonical_exported(str(record.aggregate_id), record.version, record.topic,
+                              base64.b64encode(record.state).decode())
 
 
 def canonical_exported(aggregate_id: str, version: int, topic: str, state_base64: str) -> bytes:
