@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Repository
+from eventsourcing.application import Repository, project_aggregate
 
 
 def replay(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -24,9 +24,12 @@ def replay(aggregate: Any, events: Iterable[Any]) -> Any:
 
 
 class LedgerRepository(Repository[UUID]):
-    """`Repository.get` with `replay` as the default projector."""
+    """`Repository.get` replaying with `replay` where the library's projector was asked for
+    (its default, and what `Application.take_snapshot` passes explicitly)."""
 
     def get(self, aggregate_id: UUID, *, version: int | None = None,
             projector_func: Any = replay, **options: Any) -> Any:
+        if projector_func is project_aggregate:
+            projector_func = replay
         return super().get(aggregate_id, version=version, projector_func=projector_func,
                            **options)
