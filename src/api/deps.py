@@ -1,4 +1,10 @@
-"""Dependencies every router shares: the ledger, the caller, and command metadata."""
+"""Dependencies every router shares: the ledger, the caller, and command metadata.
+
+They are `async def` although they await nothing: none of them blocks (they read the
+application's state and the request's headers), and FastAPI runs a plain `def` dependency
+in its thread pool — a round trip through another thread, and the GIL, for each of them on
+every request (the endpoints stay plain `def`: the database drivers block).
+"""
 
 from __future__ import annotations
 
@@ -18,18 +24,18 @@ from projections.service import ReadModels
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
     return ledger
 
 
-def get_read_models(request: Request) -> ReadModels:
+async def get_read_models(request: Request) -> ReadModels:
     read_models: ReadModels = request.app.state.read_models
     return read_models
 
 
-def get_principal(request: Request,
-                  authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def get_principal(request: Request,
+                        authorization: Annotated[str | None, Header()] = None) -> Principal:
     """The caller (the `authorization` parameter documents the header in OpenAPI).
 
     Routes authenticate before reading the body (`LedgerRoute`); the principal found then
@@ -40,7 +46,7 @@ def get_principal(request: Request,
 
 
 def _requiring(roles: frozenset[Role], action: str):  # type: ignore[no-untyped-def]
-    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in roles:
             raise ApiProblem(403, "forbidden",
                              f"The {principal.role} role may not {action}.",
@@ -57,9 +63,9 @@ def command_meta(roles: frozenset[Role], action: str):  # type: ignore[no-untype
 
     # The caller's role is checked by a default (not an annotation): annotations are
     # resolved from module globals, where `roles` and `action` do not exist.
-    def get(idempotency_key: Annotated[str | None, Header()] = None,
-            x_correlation_id: Annotated[str | None, Header()] = None,
-            principal: Principal = allowed) -> CommandMeta:
+    async def get(idempotency_key: Annotated[str | None, Header()] = None,
+                  x_correlation_id: Annotated[str | None, Header()] = None,
+                  principal: Principal = allowed) -> CommandMeta:
         if idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(
                 idempotency_key):
             raise ApiProblem(422, "validation_error",
