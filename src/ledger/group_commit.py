@@ -25,11 +25,11 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Notification
 
 from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import CommandMeta
 from ledger.errors import LedgerClosed, LedgerError, PeriodClosed, StaleRead
-from ledger.store import written_after
 from ledger.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 BATCH_ATTEMPTS_MAX = 8
 MISSING = object()  # the cache's mark for an aggregate that does not exist (yet)
 # More events than this from other writers since the last batch: the cache starts afresh.
-EVICT_MAX = 10_000
+FOREIGN_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -233,13 +233,16 @@ def save_batch(ledger: Ledger, workspace: Workspace,
 
 class AggregateCache:
     """The writer's aggregates as its last save left them. Before each batch the writer
-    reads what was stored after the position the cache is current at; an aggregate some
-    other process wrote since is dropped (loaded afresh when next needed), so refusals never
-    rest on stale state; a write that lands while a batch is decided fails that batch's save
-    on version, or is caught by the next check. When more than `EVICT_MAX` events came from
-    elsewhere, or the position is unknown, everything is dropped.
+    reads the events stored after the position the cache is current at: a cached aggregate
+    that another process (another API worker, another host) wrote since is brought forward
+    by applying those events, in order (or dropped, to be loaded afresh when next needed, if
+    they do not follow on from its version), so refusals never rest on stale state; a write
+    that lands while a batch is decided fails that batch's save on version, or is caught by
+    the next check. When more than `FOREIGN_MAX` events came from elsewhere, or the position
+    is unknown, everything is dropped.
 
-    Aggregates are never changed in place: a batch decides on copies (`Workspace.fork`).
+    Aggregates are never changed while a batch decides: it decides on copies
+    (`Workspace.fork`); only this check, between batches, moves a cached one forward.
     """
 
     def __init__(self, ledger: Ledger, size_max: int) -> None:
@@ -252,24 +255,36 @@ class AggregateCache:
         self.own: tuple[int, int] | None = None
 
     def check(self) -> int:
-        """Drop what anyone else wrote since the cache was current; the head position."""
-        if self.position is None:
-            self.clear()
-            self.position = self.ledger.head_position()
-            return self.position
-        written = written_after(self.ledger.recorder, self.position, EVICT_MAX)
-        if written is None:
-            self.clear()
-            self.position = self.ledger.head_position()
-            return self.position
-        own = self.own or (0, -1)
-        for position, aggregate_id in written:
-            if not own[0] <= position <= own[1]:
-                self.aggregates.pop(aggregate_id, None)
-        if written:
-            self.position = written[-1][0]
-        self.own = None
+        """Bring forward (or drop) what anyone else wrote since the cache was current;
+        the position it is now current at."""
+        if self.position is not None:
+            foreign = self.ledger.recorder.select_notifications(
+                start=self.position, limit=FOREIGN_MAX + 1, inclusive_of_start=False)
+            if len(foreign) <= FOREIGN_MAX:
+                own = self.own or (0, -1)
+                for notification in foreign:
+                    if not own[0] <= notification.id <= own[1]:
+                        self._follow(notification)
+                if foreign:
+                    self.position = foreign[-1].id
+                self.own = None
+                return self.position
+        self.clear()
+        self.position = self.ledger.head_position()
         return self.position
+
+    def _follow(self, notification: Notification) -> None:
+        """Apply another writer's event to the cached aggregate it belongs to, if any."""
+        aggregate_id = UUID(str(notification.originator_id))
+        cached = self.aggregates.get(aggregate_id)
+        if cached is None:
+            return
+        if isinstance(cached, Aggregate) and \
+                cached.version == notification.originator_version - 1:
+            event: Any = self.ledger.mapper.to_domain_event(notification)
+            event.mutate(cached)
+        else:  # absent until now, or events missed: load afresh when next needed
+            del self.aggregates[aggregate_id]
 
     def saved(self, head: int, span: tuple[int, int] | None,
               aggregates: list[Aggregate]) -> None:

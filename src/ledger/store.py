@@ -48,39 +48,3 @@ def _postgres_position_of(recorder: PostgresApplicationRecorder, originator_id: 
         row = cursor.fetchone()
     return None if row is None else int(row["notification_id"])
 
-
-def written_after(recorder: ApplicationRecorder, position: int,
-                  limit: int) -> list[tuple[int, UUID]] | None:
-    """The position and aggregate id of each event stored after `position`, in log order;
-    None when there are more than `limit` of them."""
-    if isinstance(recorder, SQLiteApplicationRecorder):
-        rows = _sqlite_written_after(recorder, position, limit + 1)
-    elif isinstance(recorder, PostgresApplicationRecorder):
-        rows = _postgres_written_after(recorder, position, limit + 1)
-    else:
-        raise TypeError(f"no log reading for {type(recorder).__name__}")
-    return None if len(rows) > limit else rows
-
-
-def _sqlite_written_after(recorder: SQLiteApplicationRecorder, position: int,
-                          limit: int) -> list[tuple[int, UUID]]:
-    statement = (
-        f"SELECT rowid, originator_id FROM {recorder.events_table_name} "
-        "WHERE rowid>? ORDER BY rowid LIMIT ?"
-    )
-    with recorder.datastore.transaction(commit=False) as cursor:
-        cursor.execute(statement, (position, limit))
-        return [(int(row[0]), UUID(str(row[1]))) for row in cursor.fetchall()]
-
-
-def _postgres_written_after(recorder: PostgresApplicationRecorder, position: int,
-                            limit: int) -> list[tuple[int, UUID]]:
-    statement = SQL(
-        "SELECT notification_id, originator_id FROM {schema}.{table} "
-        "WHERE notification_id>%s ORDER BY notification_id LIMIT %s"
-    ).format(schema=Identifier(recorder.datastore.schema),
-             table=Identifier(recorder.events_table_name))
-    with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
-        cursor.execute(statement, (position, limit))
-        return [(int(row["notification_id"]), row["originator_id"])
-                for row in cursor.fetchall()]
