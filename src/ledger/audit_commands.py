@@ -20,6 +20,7 @@ from ledger.export import (
     read_header,
     records,
 )
+from ledger.gc_pause import gc_paused
 
 
 def run_verify(arguments: argparse.Namespace) -> int:
@@ -75,7 +76,7 @@ def run_import(arguments: argparse.Namespace) -> int:
     with path.open("rb") as source:
         read_header(source)  # a file that is not an export is refused before the store is opened
     settings = Settings.from_environ()
-    with Ledger(event_store_environment(settings)) as ledger:
+    with Ledger(event_store_environment(settings)) as ledger, gc_paused():
         try:
             imported = load_export(ledger.recorder, path)
         except ExportTampered as error:

@@ -18,6 +18,7 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 from sqlalchemy import Connection, Index
 
+from ledger.gc_pause import gc_paused
 from projections import state
 from projections.base import Envelope, Projection
 from projections.bulk import BulkFold, fold_for
@@ -31,6 +32,12 @@ def rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mappe
             projections: Sequence[Projection],
             page_size: int = REBUILD_PAGE_SIZE) -> dict[str, state.State]:
     """Rebuild the projections together; returns the states they switched to."""
+    with gc_paused():
+        return _rebuild(database, recorder, mapper, projections, page_size)
+
+
+def _rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
+             projections: Sequence[Projection], page_size: int) -> dict[str, state.State]:
     names = [projection.name for projection in projections]
     with database.writer.begin() as connection:
         state.ensure(connection, projections)
