@@ -67,9 +67,9 @@ from ledger.group_commit import (
 from ledger.period_close import PeriodClose
 from ledger.purchase_orders import PurchaseOrders
 from ledger.reference import ReferenceData
-from ledger.repository import LedgerRepository
+from ledger.repository import LedgerRepository, replay
 from ledger.sales_orders import SalesOrders
-from ledger.store import position_of
+from ledger.store import position_of, stored_events
 from ledger.transcodings import CostStateAsDict, LayerAsDict
 from ledger.workspace import Workspace
 
@@ -309,9 +309,18 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         for bin_id_, version in versions.items():
             at = version - version % SNAPSHOT_INTERVAL
             if at:
-                self.take_snapshot(bin_id_, version=at)
+                self._snapshot_at(bin_id_, at)
                 taken += 1
         return taken
+
+    def _snapshot_at(self, aggregate_id: UUID, version: int) -> None:
+        """The library's `take_snapshot`, its events read by `store.stored_events`."""
+        assert self.snapshots is not None, "the ledger snapshots its bins"
+        events = (self.mapper.to_domain_event(stored)
+                  for stored in stored_events(self.recorder, aggregate_id, version))
+        aggregate = replay(None, events)
+        snapshot_class: Any = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+        self.snapshots.put([snapshot_class.take(aggregate)])
 
     def stored_event(self, position: int) -> Notification | None:
         """The stored event at a log position, exactly as the store holds it."""

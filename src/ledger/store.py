@@ -7,11 +7,13 @@ only read positions that the library's recorders assigned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 
@@ -48,3 +50,22 @@ def _postgres_position_of(recorder: PostgresApplicationRecorder, originator_id: 
         row = cursor.fetchone()
     return None if row is None else int(row["notification_id"])
 
+
+
+def stored_events(recorder: ApplicationRecorder, originator_id: UUID,
+                  up_to_version: int) -> Sequence[StoredEvent]:
+    """One aggregate's stored events up to a version, in order (the library's
+    `select_events`, without building a dictionary per row: a snapshot after an import
+    reads a hundred thousand of them)."""
+    if isinstance(recorder, PostgresApplicationRecorder):
+        statement = SQL(
+            "SELECT originator_version, topic, state FROM {schema}.{table} "
+            "WHERE originator_id=%s AND originator_version<=%s ORDER BY originator_version"
+        ).format(schema=Identifier(recorder.datastore.schema),
+                 table=Identifier(recorder.events_table_name))
+        with recorder.datastore.get_connection() as connection, \
+                connection.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(statement, (originator_id, up_to_version), binary=True)
+            return [StoredEvent(originator_id, version, topic, bytes(state))
+                    for version, topic, state in cursor.fetchall()]
+    return recorder.select_events(originator_id, lte=up_to_version)
