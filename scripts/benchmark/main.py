@@ -439,7 +439,8 @@ def methods(plan: Plan) -> list[str]:
         "**Clients** are closed-loop threads that start together and issue the next "
         f"operation as soon as the last one answered; a window lasts {w} at 16 clients and "
         f"{s} at 1 and 4. Rates count the operations completed inside the window; "
-        "latencies are those operations' own. A CHECKPOINT precedes every timed phase.",
+        "latencies are those operations' own. A sync of the file system and a CHECKPOINT "
+        "precede every timed phase.",
         "**1 raw_insert_commit**: a table created with eventsourcing 9.5's DDL for the "
         "stored events (uuid, version, topic, bytea state, bigserial notification_id, the "
         "primary key and the unique notification_id index); 250-byte states; psycopg 3, "

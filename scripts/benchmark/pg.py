@@ -60,7 +60,11 @@ def server_settings() -> dict[str, str]:
 
 
 def checkpoint() -> None:
-    """Flush what earlier phases wrote, so that a checkpoint does not land in a timed window."""
+    """Flush what earlier phases wrote, so that a checkpoint does not land in a timed window
+    (and the operating system's dirty pages, such as a just-written export file, are not
+    written back inside one either)."""
+    if hasattr(os, "sync"):
+        os.sync()
     with connect() as conn, contextlib.suppress(psycopg.Error):
         conn.execute("CHECKPOINT")
 
