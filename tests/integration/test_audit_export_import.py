@@ -8,7 +8,6 @@ import that accepts a tampered export or writes into a store that already holds 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import subprocess
@@ -22,11 +21,11 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
+from export_support import export_lines, write_export
 from psycopg import sql
 
 from ledger.application import Ledger
 from ledger.chain import GENESIS, Digest, Record, next_link, verify
-from ledger.cli import main
 from ledger.commands import Count, CountLine, Dispatch, DispatchLine, Receipt, ReceiptLine, Transfer
 from ledger.config import Settings, read_models_url, store_environment
 from ledger.domain.context import CommandMeta
@@ -98,22 +97,6 @@ def ledger_cli(database_url: str, *arguments: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
-    """The CLI's entry point in this process (where a subprocess adds nothing)."""
-    def run(database_url: str, *arguments: str) -> tuple[int, str]:
-        capsys.readouterr()
-        with monkeypatch.context() as patched:
-            patched.setenv("LEDGER_DATABASE_URL", database_url)
-            patched.delenv("LEDGER_READ_DATABASE_URL", raising=False)
-            status = main(list(arguments))
-        captured = capsys.readouterr()
-        return status, captured.out + captured.err
-
-    return run
-
-
 def digest_in(output: str) -> Digest:
     found = re.search(r"head digest:?\s+(\d+:[0-9a-f]{64})", output)
     assert found, output
@@ -164,16 +147,6 @@ def exported(source: str, tmp_path: Path, cli: Callable[..., tuple[int, str]]) -
 
 
 # Editing an export file.
-
-
-def export_lines(path: Path) -> tuple[str, list[dict[str, object]]]:
-    header, *lines = path.read_text(encoding="utf-8").splitlines()
-    return header, [json.loads(line) for line in lines]
-
-
-def write_export(path: Path, header: str, entries: list[dict[str, object]]) -> None:
-    path.write_text("\n".join([header, *(json.dumps(entry) for entry in entries)]) + "\n",
-                    encoding="utf-8")
 
 
 def forge(entry: dict[str, object]) -> None:

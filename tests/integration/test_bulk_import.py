@@ -10,17 +10,16 @@ snapshotted that did not need it (or a long one that was not).
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
+from export_support import export_lines, write_export
 
 from ledger import export as export_module
 from ledger.application import SNAPSHOT_INTERVAL, Ledger
-from ledger.cli import main
 from ledger.commands import Dispatch, DispatchLine, Receipt, ReceiptLine
 from ledger.config import store_environment
 from ledger.domain.context import CommandMeta
@@ -58,31 +57,6 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory / "history.jsonl"
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    """The CLI's entry point in this process, so that the import's constants can be lowered."""
-    def run(database_url: str, *arguments: str) -> tuple[int, str]:
-        capsys.readouterr()
-        with monkeypatch.context() as patched:
-            patched.setenv("LEDGER_DATABASE_URL", database_url)
-            patched.delenv("LEDGER_READ_DATABASE_URL", raising=False)
-            status = main(list(arguments))
-        captured = capsys.readouterr()
-        return status, captured.out + captured.err
-
-    return run
-
-
-def lines_of(path: Path) -> tuple[str, list[dict[str, object]]]:
-    header, *lines = path.read_text(encoding="utf-8").splitlines()
-    return header, [json.loads(line) for line in lines]
-
-
-def write_lines(path: Path, header: str, entries: list[dict[str, object]]) -> None:
-    path.write_text("\n".join([header, *(json.dumps(entry) for entry in entries)]) + "\n",
-                    encoding="utf-8")
-
-
 def stored(database_url: str) -> list[tuple[int, str, int]]:
     """Every stored event's position, aggregate id and version, in log order."""
     with Ledger(store_environment(database_url)) as ledger:
@@ -97,17 +71,17 @@ def reexported_head(database_url: str, path: Path) -> str:
 
 def tampered_last(history: Path, tmp_path: Path) -> Path:
     """The export with the state of its last event changed (still valid base64)."""
-    header, entries = lines_of(history)
+    header, entries = export_lines(history)
     state = base64.b64decode(str(entries[-1]["state"]))
     entries[-1]["state"] = base64.b64encode(state + b" ").decode()
     path = tmp_path / "tampered.jsonl"
-    write_lines(path, header, entries)
+    write_export(path, header, entries)
     return path
 
 
 def test_copy_import_reproduces_the_export_in_file_order(
         history: Path, fresh_postgres_url: str, tmp_path: Path, cli: Cli) -> None:
-    _, entries = lines_of(history)
+    _, entries = export_lines(history)
     head = reexported_head(f"sqlite:///{history.parent / 'source.db'}", tmp_path / "source.jsonl")
 
     status, output = cli(fresh_postgres_url, "import", str(history))
@@ -140,7 +114,7 @@ def test_a_tampered_last_line_leaves_the_store_empty_and_a_retry_starts_at_one(
     # Every row goes to the server as soon as it verifies: the bad line comes after all the
     # others were written, and only the rollback can remove them.
     monkeypatch.setattr(export_module, "IMPORT_COPY_BYTES", 1)
-    _, entries = lines_of(history)
+    _, entries = export_lines(history)
 
     status, output = cli(fresh_postgres_url, "import", str(tampered_last(history, tmp_path)))
 
@@ -158,10 +132,10 @@ def test_a_malformed_last_line_is_named_and_nothing_is_imported(
         history: Path, database_url: str, tmp_path: Path, cli: Cli,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(export_module, "IMPORT_COPY_BYTES", 1)
-    header, entries = lines_of(history)
+    header, entries = export_lines(history)
     entries[-1]["state"] = "not base64!"
     path = tmp_path / "malformed.jsonl"
-    write_lines(path, header, entries)
+    write_export(path, header, entries)
 
     status, output = cli(database_url, "import", str(path))
 
