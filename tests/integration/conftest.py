@@ -31,12 +31,15 @@ def cli(monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
     """The CLI's entry point in this process (where a subprocess adds nothing, and where a
     test can lower the import's constants): `cli(database_url, *arguments)` gives the exit
-    status and the output."""
-    def run(database_url: str, *arguments: str) -> tuple[int, str]:
+    status and the output; `read_url` sets LEDGER_READ_DATABASE_URL."""
+    def run(database_url: str, *arguments: str, read_url: str | None = None) -> tuple[int, str]:
         capsys.readouterr()
         with monkeypatch.context() as patched:
             patched.setenv("LEDGER_DATABASE_URL", database_url)
-            patched.delenv("LEDGER_READ_DATABASE_URL", raising=False)
+            if read_url is None:
+                patched.delenv("LEDGER_READ_DATABASE_URL", raising=False)
+            else:
+                patched.setenv("LEDGER_READ_DATABASE_URL", read_url)
             status = main(list(arguments))
         captured = capsys.readouterr()
         return status, captured.out + captured.err

@@ -22,7 +22,6 @@ import pytest
 from psycopg import sql
 
 from ledger.application import Ledger
-from ledger.cli import main
 from ledger.commands import Count, CountLine, Dispatch, DispatchLine, Receipt, ReceiptLine, Transfer
 from ledger.config import Settings, read_models_url, store_environment
 from ledger.domain.context import CommandMeta
@@ -94,25 +93,6 @@ def ledger_cli(database_url: str, *arguments: str) -> tuple[int, str]:
     done = subprocess.run([sys.executable, "-m", "ledger.cli", *arguments], env=environment,
                           capture_output=True, text=True, timeout=CLI_SECONDS, check=False)
     return done.returncode, done.stdout + done.stderr
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
-    """The CLI's entry point in this process; `read_url` sets LEDGER_READ_DATABASE_URL."""
-    def run(database_url: str, *arguments: str, read_url: str | None = None) -> tuple[int, str]:
-        capsys.readouterr()
-        with monkeypatch.context() as patched:
-            patched.setenv("LEDGER_DATABASE_URL", database_url)
-            if read_url is None:
-                patched.delenv("LEDGER_READ_DATABASE_URL", raising=False)
-            else:
-                patched.setenv("LEDGER_READ_DATABASE_URL", read_url)
-            status = main(list(arguments))
-        captured = capsys.readouterr()
-        return status, captured.out + captured.err
-
-    return run
 
 
 def _libpq(url: str) -> str:
