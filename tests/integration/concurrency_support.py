@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
-from ledger.application import Ledger
+from ledger.application import CommandResult, Ledger
 from ledger.config import store_environment
+from ledger.errors import ConcurrentModification
 
 THREADS = 8
 WAIT_SECONDS_MAX = 120
@@ -89,3 +90,13 @@ def at_once(work: Callable[[int, Ledger], ResultT], apps: Apps,
     with ThreadPoolExecutor(max_workers=threads) as pool:
         futures = [pool.submit(run, number) for number in range(threads)]
         return [future.result(timeout=WAIT_SECONDS_MAX) for future in futures]
+
+
+def retried(command: Callable[[], CommandResult]) -> CommandResult:
+    """Run a command as a client does: again (bounded) when the ledger says to retry it."""
+    for _ in range(10):
+        try:
+            return command()
+        except ConcurrentModification:
+            continue
+    raise AssertionError("the command conflicted 10 times in a row")

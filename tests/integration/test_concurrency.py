@@ -8,21 +8,20 @@ and on PostgreSQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
-from concurrency_support import THREADS, WAIT_SECONDS_MAX, Apps, at_once
+from concurrency_support import THREADS, WAIT_SECONDS_MAX, Apps, at_once, retried
 
 from ledger.application import CommandResult, Ledger
 from ledger.commands import Dispatch, DispatchLine, Receipt, ReceiptLine
 from ledger.domain.context import CommandMeta
 from ledger.domain.identity import bin_id
 from ledger.domain.item import ItemDetails
-from ledger.errors import ConcurrentModification, IdempotencyConflict, InsufficientStock
+from ledger.errors import IdempotencyConflict, InsufficientStock
 from ledger.numbers import ZERO, money
 
 D = Decimal
@@ -40,16 +39,6 @@ def register(app: Ledger, skus: list[str], locations: tuple[str, ...]) -> None:
         app.register_item(sku, ItemDetails(f"Item {sku}", "ea", method), OPERATOR)
     for code in locations:
         app.register_location(code, f"Location {code}", OPERATOR)
-
-
-def retried(command: Callable[[], CommandResult]) -> CommandResult:
-    """Run a command as a client does: again (bounded) when the ledger says to retry it."""
-    for _ in range(10):
-        try:
-            return command()
-        except ConcurrentModification:
-            continue
-    raise AssertionError("the command conflicted 10 times in a row")
 
 
 # Quantities a thread asks for in turn: uneven, so that the last ones do not fit.

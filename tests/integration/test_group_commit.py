@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from concurrency_support import retried
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
@@ -43,7 +44,6 @@ from ledger.domain.identity import bin_id, command_record_id
 from ledger.domain.item import ItemDetails
 from ledger.domain.stock_bin import StockBin
 from ledger.errors import (
-    ConcurrentModification,
     IdempotencyConflict,
     InsufficientStock,
     PeriodClosed,
@@ -727,16 +727,6 @@ def test_a_command_sent_while_the_ledger_is_closing_is_answered(database_url: st
 
 THREADS = 16
 STEPS = 15
-
-
-def retried(command: Callable[[], CommandResult]) -> CommandResult:
-    """A client's retry (bounded) of a command the ledger says to try again."""
-    for _ in range(10):
-        try:
-            return command()
-        except ConcurrentModification:
-            continue
-    raise AssertionError("the command conflicted 10 times in a row")
 
 
 def race(apps: list[Ledger], bins: list[str], twins: bool) -> dict[str, list[Any]]:

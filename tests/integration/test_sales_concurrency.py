@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from concurrency_support import THREADS, WAIT_SECONDS_MAX, Apps, at_once
+from concurrency_support import THREADS, WAIT_SECONDS_MAX, Apps, at_once, retried
 from sqlalchemy import select
 
 from ledger import purchasing as p
@@ -35,7 +35,6 @@ from ledger.domain.party import PartyDetails
 from ledger.domain.sales_order import SalesFigures, SalesOrder
 from ledger.domain.stock_bin import StockBin, reservation_key
 from ledger.errors import (
-    ConcurrentModification,
     CreditLimitExceeded,
     InsufficientStock,
     InvalidTransition,
@@ -52,16 +51,6 @@ OPERATOR = CommandMeta(actor="operator")
 SKU = "TEA-TIN"
 LOCATION = "MAIN"
 CUSTOMERS = ("ACME", "BETA", "CAFE", "DELI")
-
-
-def retried(command: Callable[[], CommandResult]) -> CommandResult:
-    """Run a command as a client does: again (bounded) when the ledger says to retry it."""
-    for _ in range(10):
-        try:
-            return command()
-        except ConcurrentModification:
-            continue
-    raise AssertionError("the command conflicted 10 times in a row")
 
 
 # Set-up and inspection.
