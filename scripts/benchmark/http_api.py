@@ -4,13 +4,17 @@ The server runs as docs/operations.md deploys it in production: LEDGER_PROJECTIO
 and one `ledger project` worker process beside it, projecting while the commands arrive
 (BENCH_HTTP_PROJECTIONS=embedded runs them inside the API process instead;
 BENCH_HTTP_WORKERS sets `ledger serve --workers`). Clients are threads of this process,
-each with its own keep-alive httpx client. While they write, one more client asks
-`GET /stock?sku=` back to back, and its latencies are kept apart.
+each with its own keep-alive connection (the standard library's http.client: a load
+generator that costs the shared cores as little as possible; httpx took 0.4 of the 2 cores
+for the same load). While they write, one more client asks `GET /stock?sku=` back to back,
+and its latencies are kept apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import random
 import signal
@@ -125,6 +129,37 @@ def client(base_url: str) -> httpx.Client:
                         headers={"Authorization": f"Bearer {API_KEY}"})
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection, reopened if the server closes it."""
+
+    def __init__(self, base_url: str) -> None:
+        host, _, port = base_url.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port)
+        self.headers = {"Authorization": f"Bearer {API_KEY}",
+                        "Content-Type": "application/json"}
+        self.http: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: object = None) -> tuple[int, bytes]:
+        payload = None if body is None else json.dumps(body).encode()
+        for attempt in (1, 2):
+            if self.http is None:
+                self.http = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            try:
+                self.http.request(method, path, body=payload, headers=self.headers)
+                answer = self.http.getresponse()
+                return answer.status, answer.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()  # the server closed a kept-alive connection: once more, afresh
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+
+
 def wait_for_projections(base_url: str, seconds: float = 120) -> None:
     """Until the read models reached the head (the embedded runner catches up at start)."""
     with client(base_url) as http:
@@ -137,23 +172,23 @@ def wait_for_projections(base_url: str, seconds: float = 120) -> None:
         raise RuntimeError("the read models did not catch up with the event store")
 
 
-def command_operation(base_url: str, clients: list[httpx.Client]):
-    http = client(base_url)
-    clients.append(http)
+def command_operation(base_url: str, clients: list[Connection]):
+    connection = Connection(base_url)
+    clients.append(connection)
 
     def operation(rng: random.Random) -> None:
         sku, location = rng.choice(BINS)
         if rng.random() < 0.5:
-            answer = http.post("/receipts", json={
+            status, body = connection.request("POST", "/receipts", {
                 "location": location,
                 "lines": [{"sku": sku, "quantity": str(RECEIPT_QUANTITY),
                            "unit_cost": str(RECEIPT_COST)}]})
         else:
-            answer = http.post("/dispatches", json={
+            status, body = connection.request("POST", "/dispatches", {
                 "location": location,
                 "lines": [{"sku": sku, "quantity": str(DISPATCH_QUANTITY)}]})
-        if answer.status_code != 201:
-            raise HttpRefused(answer.status_code, answer.text[:300])
+        if status != 201:
+            raise HttpRefused(status, body[:300].decode(errors="replace"))
 
     return operation
 
@@ -172,7 +207,7 @@ class HttpResult:
 
 def run_load(base_url: str, clients: int, seconds: float) -> HttpResult:
     """`clients` writing clients and one stock reader, for the same window."""
-    opened: list[httpx.Client] = []
+    opened: list[Connection] = []
     query_latencies: list[float] = []
     query_errors: list[str] = []
     stop = threading.Event()
@@ -182,21 +217,25 @@ def run_load(base_url: str, clients: int, seconds: float) -> HttpResult:
 
     def reader() -> None:
         rng = random.Random(99)
-        with client(base_url) as http:
+        connection = Connection(base_url)
+        try:
             while not stop.is_set():
                 started = time.perf_counter()
                 if started > end:
                     return
                 try:
-                    answer = http.get("/stock", params={"sku": rng.choice(SKUS)})
-                except httpx.HTTPError as error:
+                    status, _ = connection.request("GET", f"/stock?sku={rng.choice(SKUS)}")
+                except (OSError, http.client.HTTPException) as error:
                     query_errors.append(type(error).__name__)
+                    connection.close()
                     continue
-                if answer.status_code == 200:
+                if status == 200:
                     if started >= begin:
                         query_latencies.append(time.perf_counter() - started)
                 else:
-                    query_errors.append(f"HTTP {answer.status_code}")
+                    query_errors.append(f"HTTP {status}")
+        finally:
+            connection.close()
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
@@ -206,8 +245,8 @@ def run_load(base_url: str, clients: int, seconds: float) -> HttpResult:
     finally:
         stop.set()
         thread.join(timeout=60)
-        for http in opened:
-            http.close()
+        for connection in opened:
+            connection.close()
     queries = LoadResult(1, seconds - 0.5, len(query_latencies), query_latencies,
                          Counter(query_errors))
     return HttpResult(commands, queries)

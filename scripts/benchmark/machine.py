@@ -67,5 +67,6 @@ def describe(postgres: dict[str, str]) -> dict[str, str]:
         "Python": f"{platform.python_implementation()} {sys.version.split()[0]}",
         "Libraries": (f"eventsourcing {_version('eventsourcing')}, psycopg {_version('psycopg')}"
                       f", SQLAlchemy {_version('SQLAlchemy')}, FastAPI {_version('fastapi')}, "
-                      f"uvicorn {_version('uvicorn')}, httpx {_version('httpx')}"),
+                      f"uvicorn {_version('uvicorn')} (httptools {_version('httptools')}, uvloop "
+                      f"{_version('uvloop')})"),
     }

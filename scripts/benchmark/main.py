@@ -263,7 +263,7 @@ def phase_http(run: Run) -> None:
         finally:
             if projector is not None:
                 http_api.stop_projector(projector)
-        _cpu(run, "http", usage, "the benchmark process (the 17 httpx clients)")
+        _cpu(run, "http", usage, "the benchmark process (the 17 http.client clients)")
         deployed = (f"`ledger serve --workers {workers}`, LEDGER_PROJECTIONS={mode}"
                     + (" with one `ledger project` worker" if projector else ""))
         if usage is not None:
@@ -279,7 +279,7 @@ def phase_http(run: Run) -> None:
         _errors(queries, "http_stock_query", run)
         run.curve("http", 16, commands.rate)
         f.add("http_commands", commands.rate, "requests/s",
-              f"16 httpx clients: POST /receipts and /dispatches to {deployed} (uvicorn)",
+              f"16 keep-alive clients: POST /receipts and /dispatches to {deployed} (uvicorn)",
               "6")
         f.add("http_commands_p50", commands.p(0.5), "ms", "latency of one request", "6")
         f.add("http_commands_p99", commands.p(0.99), "ms", "latency of one request", "6")
@@ -464,7 +464,7 @@ def methods(plan: Plan) -> list[str]:
         "docs/operations.md's production layout: LEDGER_PROJECTIONS=external with one "
         "`ledger project` worker process projecting while the commands arrive "
         "(BENCH_HTTP_PROJECTIONS=embedded and BENCH_HTTP_WORKERS=N measure the other "
-        "layouts), on a primed store; 16 httpx clients POST /receipts "
+        "layouts), on a primed store; 16 keep-alive clients (http.client) POST /receipts "
         "and /dispatches; one more client issues `GET /stock?sku=` back to back "
         "(http_stock_query). The clients share the machine's cores with the server and "
         "PostgreSQL.",

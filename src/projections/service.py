@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Mapper, PersistenceError
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from projections import state
@@ -78,6 +79,29 @@ class ReadModels:
         if states is None:
             raise ProjectionLag(position, timeout)
         return states
+
+    @contextmanager
+    def reading(self, names: Sequence[str], position: int, timeout: float
+                ) -> Iterator[tuple[Connection, dict[str, state.State]]]:
+        """A reader connection and the states of `names` once they reached `position`.
+
+        The states are read on the connection the query then uses: one pool checkout per
+        request, and on SQLite one read transaction for both. Only when the read models are
+        behind is the connection given back while waiting (a pooled connection is not held
+        idle), and a fresh one taken once they caught up.
+        """
+        connection: Connection | None = self.database.reader.connect()
+        try:
+            states = state.read(connection, names)
+            if not state.reached(states, names, position):
+                connection.close()
+                connection = None
+                states = self.wait(names, position, timeout)
+                connection = self.database.reader.connect()
+            yield connection, states
+        finally:
+            if connection is not None:
+                connection.close()
 
     def status(self) -> list[Status]:
         with self.database.reader.connect() as connection:

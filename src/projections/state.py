@@ -71,6 +71,11 @@ def read(connection: Connection, names: Sequence[str], *,
     }
 
 
+def reached(states: dict[str, State], names: Sequence[str], position: int) -> bool:
+    """Every one of `names` has a state, at `position` or beyond."""
+    return len(states) == len(names) and all(s.position >= position for s in states.values())
+
+
 def read_all(connection: Connection) -> dict[str, State]:
     if not connection.dialect.has_table(connection, PROJECTION_STATE.name):
         return {}

@@ -85,7 +85,7 @@ def wait_for_position(database: ReadDatabase, names: Sequence[str], position: in
     while True:
         with database.reader.connect() as connection:
             states = state.read(connection, names)
-        if len(states) == len(names) and all(s.position >= position for s in states.values()):
+        if state.reached(states, names, position):
             return states
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -35,8 +35,8 @@ def get_low_stock(request: Request, read_models: ReadModelsDep, _: Reader,
                   cursor: Cursor = None) -> LowStockPage:
     """Every (SKU, location) whose available quantity is at or below the reorder point."""
     after = cursors.decode(cursor, (str, str))
-    states = read_models.wait(["stock_levels", "items"], min_position, wait_seconds(request))
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["stock_levels", "items"], min_position,
+                             wait_seconds(request)) as (connection, states):
         page = queries.low_stock(
             connection, read_models.by_name["stock_levels"], states["stock_levels"].generation,
             read_models.by_name["items"], states["items"].generation,

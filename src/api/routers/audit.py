@@ -56,8 +56,8 @@ def get_events(request: Request, read_models: ReadModelsDep, ledger: LedgerDep, 
         raise ApiProblem(422, "validation_error", "`to` is earlier than `from`.", field="to")
     key = cursors.decode(cursor, (int,))
     topic = None if type is None else (type if ":" in type else f"ledger:{type}")
-    states = read_models.wait(["audit_log"], min_position, wait_seconds(request))
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["audit_log"], min_position,
+                             wait_seconds(request)) as (connection, states):
         page = queries.audit_events(
             connection, read_models.by_name["audit_log"], states["audit_log"].generation,
             after=max(after, key[0] if key else 0), limit=limit, topic=topic,
@@ -73,8 +73,8 @@ def get_events(request: Request, read_models: ReadModelsDep, ledger: LedgerDep, 
 def get_event(request: Request, position: Position, read_models: ReadModelsDep,
               ledger: LedgerDep, _: Reader, min_position: MinPosition = 0) -> EventOut:
     """One event by its log position."""
-    states = read_models.wait(["audit_log"], min_position, wait_seconds(request))
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["audit_log"], min_position,
+                             wait_seconds(request)) as (connection, states):
         row = queries.audit_entry(connection, read_models.by_name["audit_log"],
                                   states["audit_log"].generation, position)
     if row is None:
@@ -91,9 +91,8 @@ def get_digest(request: Request, read_models: ReadModelsDep, ledger: LedgerDep, 
     if position is not None and position > ledger.head_position():
         raise ApiProblem(404, "unknown_event", f"No event at position {position}.",
                          position=position)
-    states = read_models.wait(["audit_log"], max(min_position, position or 0),
-                              wait_seconds(request))
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["audit_log"], max(min_position, position or 0),
+                             wait_seconds(request)) as (connection, states):
         row = queries.audit_entry(connection, read_models.by_name["audit_log"],
                                   states["audit_log"].generation, position)
     if row is None:

@@ -149,8 +149,8 @@ def _view(row: dict[str, Any]) -> PurchaseOrderOut:
 def get_one(request: Request, order_id: UUID, read_models: ReadModelsDep, _: Reader,
             min_position: MinPosition = 0) -> PurchaseOrderOut:
     """One purchase order: status, per-line figures, invoiced, paid and outstanding."""
-    states = read_models.wait(["purchase_orders"], min_position, wait_seconds(request))
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["purchase_orders"], min_position,
+                             wait_seconds(request)) as (connection, states):
         row = queries.order(connection, read_models.by_name["purchase_orders"],
                             states["purchase_orders"].generation, str(order_id))
     if row is None:
@@ -168,8 +168,8 @@ def get_many(request: Request, read_models: ReadModelsDep, _: Reader,
              cursor: Cursor = None) -> PurchaseOrderPage:
     """Purchase orders in creation order, by status and supplier."""
     key = cursors.decode(cursor, (int,))
-    states = read_models.wait(["purchase_orders"], min_position, wait_seconds(request))
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["purchase_orders"], min_position,
+                             wait_seconds(request)) as (connection, states):
         page = queries.orders(
             connection, read_models.by_name["purchase_orders"],
             states["purchase_orders"].generation, status=status,

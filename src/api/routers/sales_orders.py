@@ -198,8 +198,8 @@ def _view(row: dict[str, Any], *, timeline: bool) -> SalesOrderSummaryOut:
 def get_one(request: Request, order_id: UUID, read_models: ReadModelsDep, _: Reader,
             min_position: MinPosition = 0) -> SalesOrderOut:
     """One sales order: status, per-line figures, money, and the timeline of its events."""
-    states = read_models.wait(["sales_orders"], min_position, wait_seconds(request))
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["sales_orders"], min_position,
+                             wait_seconds(request)) as (connection, states):
         row = queries.order(connection, read_models.by_name["sales_orders"],
                             states["sales_orders"].generation, str(order_id))
     if row is None:
@@ -219,8 +219,8 @@ def get_many(request: Request, read_models: ReadModelsDep, _: Reader,
              cursor: Cursor = None) -> SalesOrderPage:
     """Sales orders in placement order, by status and customer (timelines: see one order)."""
     key = cursors.decode(cursor, (int,))
-    states = read_models.wait(["sales_orders"], min_position, wait_seconds(request))
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["sales_orders"], min_position,
+                             wait_seconds(request)) as (connection, states):
         page = queries.orders(
             connection, read_models.by_name["sales_orders"], states["sales_orders"].generation,
             status=status, party=("customer", customer), after=key[0] if key else 0,

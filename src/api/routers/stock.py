@@ -62,9 +62,9 @@ def get_stock(request: Request, read_models: ReadModelsDep, _: Reader,
     after = cursors.decode(cursor, (str, str))
     check_instant(as_of, "as_of")
     names = ["stock_levels", "stock_card"] if as_of else ["stock_levels"]
-    states = read_models.wait(names, min_position, wait_seconds(request))
     levels = read_models.by_name["stock_levels"]
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(names, min_position,
+                             wait_seconds(request)) as (connection, states):
         if as_of is None:
             page = queries.stock(connection, levels, states["stock_levels"].generation, sku=sku,
                                  location=location, after=_pair(after), limit=limit)
@@ -128,9 +128,9 @@ def get_movements(request: Request, read_models: ReadModelsDep, ledger: LedgerDe
     if start is not None and end is not None and end < start:
         raise ApiProblem(422, "validation_error", "`to` is earlier than `from`.", field="to")
     _check_known(ledger, sku)
-    states = read_models.wait(["stock_card"], min_position, wait_seconds(request))
     card = read_models.by_name["stock_card"]
-    with read_models.database.reader.connect() as connection:
+    with read_models.reading(["stock_card"], min_position,
+                             wait_seconds(request)) as (connection, states):
         page = queries.movements(
             connection, card, states["stock_card"].generation, sku=sku, location=location,
             start=start, end=end, after=None if after is None else (after[0], after[1]),
