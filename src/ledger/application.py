@@ -74,6 +74,7 @@ from ledger.transcodings import CostStateAsDict, LayerAsDict
 from ledger.workspace import Workspace
 
 CommandT = TypeVar("CommandT")
+StockDocument = Receipt | Dispatch | Transfer | Count
 Decide = Callable[[CommandT, Workspace, MovementContext], dict[str, Any]]
 AggregateT = TypeVar("AggregateT", Item, Location, Party, StockBin, CommandRecord,
                      PurchaseOrder, SalesOrder)
@@ -135,23 +136,44 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
 
     def receive(self, receipt: Receipt, meta: CommandMeta) -> CommandResult:
         """Record a receipt (入库): every line in at its unit cost."""
-        return self._execute("receipt", checked_receipt(receipt), meta,
-                             _lines(documents.decide_receipt))
+        return self.record(receipt, meta)
 
     def dispatch(self, dispatch: Dispatch, meta: CommandMeta) -> CommandResult:
         """Record a dispatch (出库): every line out at cost, never below available."""
-        return self._execute("dispatch", checked_dispatch(dispatch), meta,
-                             _lines(documents.decide_dispatch))
+        return self.record(dispatch, meta)
 
     def transfer(self, transfer: Transfer, meta: CommandMeta) -> CommandResult:
         """Record a transfer (调拨): out of one location and into another, at cost."""
-        return self._execute("transfer", checked_transfer(transfer), meta,
-                             _lines(documents.decide_transfer))
+        return self.record(transfer, meta)
 
     def count(self, count: Count, meta: CommandMeta) -> CommandResult:
         """Record a stock count (盘点): on-hand becomes the counted quantity."""
-        return self._execute("count", checked_count(count), meta,
-                             _lines(documents.decide_count))
+        return self.record(count, meta)
+
+    def record(self, document: StockDocument, meta: CommandMeta) -> CommandResult:
+        """Record a stock document (receipt, dispatch, transfer or count), waiting for it."""
+        kind, command, decide = _stock_document(document)
+        return self._execute(kind, command, meta, decide)
+
+    def enqueue(self, document: StockDocument, meta: CommandMeta,
+                on_done: Callable[[], None]) -> Pending | None:
+        """Queue a stock document for the group commit without waiting, when that needs no
+        database read first; `on_done` is called (in the writer's thread) once it is
+        answered, and `Pending.outcome()` then gives its result or raises its error.
+
+        None, with nothing queued, when it does need one: group commit off, an idempotency
+        key (a replay is looked up first) or a given effective time (its period is checked
+        first). Record such a document with `record` instead. A document that fails its
+        own checks raises here, as `record` would.
+        """
+        if self.group_committer is None or meta.idempotency_key is not None \
+                or getattr(document, "effective_at", None) is not None:
+            return None
+        kind, command, decide = _stock_document(document)
+        pending = Pending(kind, command, meta, decide, _fingerprint(kind, command),
+                          on_done=on_done)
+        self.group_committer.enqueue(pending)
+        return pending
 
     def _execute(self, kind: str, command: CommandT, meta: CommandMeta,
                  decide: Decide[CommandT]) -> CommandResult:
@@ -330,6 +352,17 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
     def head_position(self) -> int:
         """The position of the newest event in the store (0 when empty)."""
         return self.recorder.max_notification_id() or 0
+
+
+def _stock_document(document: StockDocument) -> tuple[str, Any, Decide[Any]]:
+    """A stock document's kind, its checked command and its decider."""
+    if isinstance(document, Receipt):
+        return "receipt", checked_receipt(document), _lines(documents.decide_receipt)
+    if isinstance(document, Dispatch):
+        return "dispatch", checked_dispatch(document), _lines(documents.decide_dispatch)
+    if isinstance(document, Transfer):
+        return "transfer", checked_transfer(document), _lines(documents.decide_transfer)
+    return "count", checked_count(document), _lines(documents.decide_count)
 
 
 def _lines(decide: Callable[[CommandT, Workspace, MovementContext], list[dict[str, Any]]]

@@ -63,6 +63,8 @@ class Pending:
     error: BaseException | None = None
     body: dict[str, Any] | None = None
     events: list[tuple[UUID, int]] = field(default_factory=list)
+    # Called (in the writer's thread) once answered: how an awaiting caller learns of it.
+    on_done: Callable[[], None] | None = None
 
     @property
     def key(self) -> tuple[str, str] | None:
@@ -73,6 +75,15 @@ class Pending:
                error: BaseException | None = None) -> None:
         self.result, self.error = result, error
         self.done.set()
+        if self.on_done is not None:
+            self.on_done()
+
+    def outcome(self) -> CommandResult:
+        """The result, or the error raised, once answered."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 class GroupCommitter:
@@ -88,14 +99,16 @@ class GroupCommitter:
         self.thread.start()
 
     def submit(self, pending: Pending) -> CommandResult:
+        """Queue a command and wait for its answer."""
+        self.enqueue(pending)
+        pending.done.wait()
+        return pending.outcome()
+
+    def enqueue(self, pending: Pending) -> None:
+        """Queue a command; it is answered through `pending` (its `done`, its `on_done`)."""
         if self.closing:
             raise LedgerClosed()
         self.queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
 
     def close(self) -> None:
         self.closing = True

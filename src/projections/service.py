@@ -90,18 +90,16 @@ class ReadModels:
         behind is the connection given back while waiting (a pooled connection is not held
         idle), and a fresh one taken once they caught up.
         """
-        connection: Connection | None = self.database.reader.connect()
+        connection = self.database.reader.connect()
         try:
             states = state.read(connection, names)
             if not state.reached(states, names, position):
                 connection.close()
-                connection = None
                 states = self.wait(names, position, timeout)
                 connection = self.database.reader.connect()
             yield connection, states
         finally:
-            if connection is not None:
-                connection.close()
+            connection.close()  # (closing a closed connection does nothing)
 
     def status(self) -> list[Status]:
         with self.database.reader.connect() as connection:

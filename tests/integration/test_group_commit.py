@@ -46,6 +46,7 @@ from ledger.domain.stock_bin import StockBin
 from ledger.errors import (
     IdempotencyConflict,
     InsufficientStock,
+    InvalidInput,
     PeriodClosed,
 )
 from ledger.group_commit import BATCH_ATTEMPTS_MAX, GroupCommitSettings, Pending
@@ -721,6 +722,61 @@ def test_a_command_sent_while_the_ledger_is_closing_is_answered(database_url: st
     late.join(1)
 
     assert not late.is_alive(), "the caller is still waiting for an answer that never comes"
+
+
+# Queued without waiting: how the API's async endpoints record stock documents.
+
+
+def test_enqueued_documents_are_answered_in_order_through_their_callbacks(
+        ledger: BatchLedger) -> None:
+    release = hold_writer(ledger)
+    answered: list[str] = []
+    first = ledger.enqueue(receipt(FIFO, "3"), OPERATOR, lambda: answered.append("receipt"))
+    second = ledger.enqueue(dispatch((FIFO, "2")), OPERATOR, lambda: answered.append("out"))
+    third = ledger.enqueue(dispatch((FIFO, "2")), OPERATOR, lambda: answered.append("short"))
+    assert first is not None and second is not None and third is not None
+    assert answered == []  # queued behind the held writer; nobody waited in a thread
+
+    release.set()
+    wait_until(lambda: len(answered) == 3)
+
+    assert answered == ["receipt", "out", "short"]
+    assert first.outcome().lines[0]["quantity_on_hand_after"] == D("3")
+    assert second.outcome().lines[0]["quantity_on_hand_after"] == D("1")
+    with pytest.raises(InsufficientStock):
+        third.outcome()
+    assert on_hand(ledger) == D("1")
+
+
+@pytest.mark.parametrize("needs", ["an idempotency key", "an effective time"])
+def test_a_document_that_needs_a_read_first_is_not_enqueued(ledger: BatchLedger,
+                                                             needs: str) -> None:
+    committer = ledger.group_committer
+    assert committer is not None
+    document, meta = receipt(FIFO, "1"), OPERATOR
+    if needs == "an idempotency key":
+        meta = CommandMeta(actor="operator", idempotency_key="k-1")
+    else:
+        document = Receipt(location=WH, lines=document.lines,
+                           effective_at=datetime.now(UTC) - timedelta(hours=1))
+
+    assert ledger.enqueue(document, meta, lambda: None) is None
+    assert committer.queue.qsize() == 0
+    assert ledger.record(document, meta).lines[0]["quantity_on_hand_after"] == D("1")
+
+
+def test_an_invalid_document_is_refused_before_it_is_queued(ledger: BatchLedger) -> None:
+    committer = ledger.group_committer
+    assert committer is not None
+    with pytest.raises(InvalidInput):
+        ledger.enqueue(receipt(FIFO, "-1"), OPERATOR, lambda: None)
+    assert committer.queue.qsize() == 0
+
+
+def test_without_group_commit_nothing_is_enqueued(database_url: str) -> None:
+    with Ledger(store_environment(database_url)) as app:
+        register(app)
+        assert app.enqueue(receipt(FIFO, "1"), OPERATOR, lambda: None) is None
 
 
 # 2. Real threads.

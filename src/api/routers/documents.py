@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import CommandMetaDep, LedgerDep
 from api.problems import responses
+from api.recording import record
 from api.requests import LedgerRoute
 from api.schemas import AdjustmentIn, CommandOut, DispatchIn, ReceiptIn, TransferIn
 from ledger import commands
@@ -24,49 +25,49 @@ def _out(result: CommandResult, response: Response) -> CommandOut:
 
 @router.post("/receipts", status_code=201, response_model=CommandOut,
              response_model_exclude_none=True, responses=PROBLEMS)
-def post_receipt(body: ReceiptIn, ledger: LedgerDep, meta: CommandMetaDep,
-                 response: Response) -> CommandOut:
+async def post_receipt(body: ReceiptIn, ledger: LedgerDep, meta: CommandMetaDep,
+                       response: Response) -> CommandOut:
     """Receive stock (入库): each line in at its unit cost."""
     receipt = commands.Receipt(
         location=body.location, reference=body.reference, note=body.note,
         effective_at=body.effective_at,
         lines=tuple(commands.ReceiptLine(line.sku, line.quantity, line.unit_cost)
                     for line in body.lines))
-    return _out(ledger.receive(receipt, meta), response)
+    return _out(await record(ledger, receipt, meta), response)
 
 
 @router.post("/dispatches", status_code=201, response_model=CommandOut,
              response_model_exclude_none=True, responses=PROBLEMS)
-def post_dispatch(body: DispatchIn, ledger: LedgerDep, meta: CommandMetaDep,
-                  response: Response) -> CommandOut:
+async def post_dispatch(body: DispatchIn, ledger: LedgerDep, meta: CommandMetaDep,
+                        response: Response) -> CommandOut:
     """Dispatch stock (出库): each line out at cost; refused beyond what is available."""
     dispatch = commands.Dispatch(
         location=body.location, reference=body.reference, note=body.note, reason=body.reason,
         effective_at=body.effective_at,
         lines=tuple(commands.DispatchLine(line.sku, line.quantity) for line in body.lines))
-    return _out(ledger.dispatch(dispatch, meta), response)
+    return _out(await record(ledger, dispatch, meta), response)
 
 
 @router.post("/transfers", status_code=201, response_model=CommandOut,
              response_model_exclude_none=True, responses=PROBLEMS)
-def post_transfer(body: TransferIn, ledger: LedgerDep, meta: CommandMetaDep,
-                  response: Response) -> CommandOut:
+async def post_transfer(body: TransferIn, ledger: LedgerDep, meta: CommandMetaDep,
+                        response: Response) -> CommandOut:
     """Transfer stock (调拨) between two locations, carrying its cost."""
     transfer = commands.Transfer(
         from_location=body.from_location, to_location=body.to_location,
         reference=body.reference, note=body.note, effective_at=body.effective_at,
         lines=tuple(commands.DispatchLine(line.sku, line.quantity) for line in body.lines))
-    return _out(ledger.transfer(transfer, meta), response)
+    return _out(await record(ledger, transfer, meta), response)
 
 
 @router.post("/adjustments", status_code=201, response_model=CommandOut,
              response_model_exclude_none=True, responses=PROBLEMS)
-def post_adjustment(body: AdjustmentIn, ledger: LedgerDep, meta: CommandMetaDep,
-                    response: Response) -> CommandOut:
+async def post_adjustment(body: AdjustmentIn, ledger: LedgerDep, meta: CommandMetaDep,
+                          response: Response) -> CommandOut:
     """Record a stock count (盘点): on-hand becomes the counted quantity."""
     count = commands.Count(
         location=body.location, reason=body.reason, reference=body.reference, note=body.note,
         effective_at=body.effective_at,
         lines=tuple(commands.CountLine(line.sku, line.counted_quantity, line.unit_cost)
                     for line in body.lines))
-    return _out(ledger.count(count, meta), response)
+    return _out(await record(ledger, count, meta), response)
