@@ -6,7 +6,7 @@ Phases, in order (each in scratch schemas of the database `ledger_bench`, droppe
               threads), COPY in 10,000-row transactions, reading the table in pages
 4    ledger   16 clients (and 1, 4) calling Ledger.receive / Ledger.dispatch
 5    baseline the same through a plain eventsourcing application at its defaults
-6    http     the same through `ledger serve` (embedded projections), plus GET /stock
+6    http     the same through `ledger serve` (production layout), plus GET /stock
 7–9  history  a programmatic export of N events → `ledger import` → `ledger rebuild` →
               `ledger export` (digest check) → stock-as-of queries against a 10,000-event
               store → loading a long-lived bin and a short-lived one
