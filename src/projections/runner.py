@@ -99,6 +99,8 @@ def apply_notifications(connection: Connection, mapper: Mapper[Any],
                 if e.position > current.position and projection.reads(e.topic)]
         if mine:
             projection.apply_page(connection, projection.tables(current.generation), mine)
-        if write_state:
-            position = max(current.position, last)
-            state.write(connection, projection.name, state.State(current.generation, position))
+    if write_state:
+        state.write_all(connection, {
+            projection.name: state.State(states[projection.name].generation,
+                                         max(states[projection.name].position, last))
+            for projection in projections})
