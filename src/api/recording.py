@@ -5,7 +5,7 @@ an effective time needs no database read before it joins the writer's queue. Its
 (`async def`) queues it and awaits the writer's answer, with no thread of its own in
 between: the writer's callback wakes the event loop. Every other command, and every
 document that does need a read first, runs in FastAPI's thread pool as a plain `def`
-endpoint would (docs/architecture.md, "API endpoints").
+endpoint would (docs/architecture.md, "Choices where the design was silent").
 """
 
 from __future__ import annotations
