@@ -27,8 +27,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from benchmark.stats import LoadResult, run_clients
 from benchmark.workload import (
     BINS,
@@ -88,9 +86,14 @@ def start_server(database_url: str, log: Path, workers: int = 1,
         if process.poll() is not None:
             raise RuntimeError(f"ledger serve exited ({process.returncode}):\n"
                                f"{server.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
+        probe = Connection(server.base_url, timeout=2)
+        try:
+            if probe.request("GET", "/health")[0] == 200:
                 return server
+        except (OSError, http.client.HTTPException):
+            pass  # not listening yet
+        finally:
+            probe.close()
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"ledger serve did not answer within {STARTUP_SECONDS_MAX} s:\n"
@@ -124,17 +127,12 @@ def stop_projector(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def client(base_url: str) -> httpx.Client:
-    return httpx.Client(base_url=base_url, timeout=60,
-                        headers={"Authorization": f"Bearer {API_KEY}"})
-
-
 class Connection:
     """One keep-alive HTTP/1.1 connection, reopened if the server closes it."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, timeout: float = 60) -> None:
         host, _, port = base_url.removeprefix("http://").partition(":")
-        self.host, self.port = host, int(port)
+        self.host, self.port, self.timeout = host, int(port), timeout
         self.headers = {"Authorization": f"Bearer {API_KEY}",
                         "Content-Type": "application/json"}
         self.http: http.client.HTTPConnection | None = None
@@ -143,7 +141,8 @@ class Connection:
         payload = None if body is None else json.dumps(body).encode()
         for attempt in (1, 2):
             if self.http is None:
-                self.http = http.client.HTTPConnection(self.host, self.port, timeout=60)
+                self.http = http.client.HTTPConnection(self.host, self.port,
+                                                       timeout=self.timeout)
             try:
                 self.http.request(method, path, body=payload, headers=self.headers)
                 answer = self.http.getresponse()
@@ -162,14 +161,17 @@ class Connection:
 
 def wait_for_projections(base_url: str, seconds: float = 120) -> None:
     """Until the read models reached the head (the embedded runner catches up at start)."""
-    with client(base_url) as http:
-        head = http.get("/health").json()["position"]
+    connection = Connection(base_url)
+    try:
+        head = json.loads(connection.request("GET", "/health")[1])["position"]
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            answer = http.get("/stock", params={"sku": SKUS[0], "min_position": head})
-            if answer.status_code == 200:
+            status, _ = connection.request("GET", f"/stock?sku={SKUS[0]}&min_position={head}")
+            if status == 200:
                 return
         raise RuntimeError("the read models did not catch up with the event store")
+    finally:
+        connection.close()
 
 
 def command_operation(base_url: str, clients: list[Connection]):
