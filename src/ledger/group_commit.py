@@ -209,13 +209,14 @@ def decide_batch(ledger: Ledger, batch: list[Pending], workspace: Workspace,
             pending.error = error
             continue
         result = {"document_id": pending.document_id, **body}
-        before = workspace.pending_counts()
-        workspace.absorb(trial)
+        events = workspace.absorb(trial)
         if pending.key is not None:
             record = CommandRecord.record(pending.meta.actor, pending.meta.idempotency_key or "",
                                           pending.kind, pending.fingerprint, result)
             workspace.add(record)
-        pending.events = workspace.new_events(before)
+            events.extend((event.originator_id, event.originator_version)
+                          for event in record.pending_events)
+        pending.events = events
         pending.body = result
         decided.append(pending)
     return decided

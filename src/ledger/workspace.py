@@ -7,9 +7,9 @@ the order it was first touched: that list is the one `save()`.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -34,6 +34,7 @@ from ledger.domain.stock_bin import StockBin
 from ledger.errors import UnknownItem, UnknownLocation, UnknownOrder, UnknownParty
 
 Loader = Callable[[UUID], Aggregate]
+_UNSEEN: Any = object()  # not looked up yet (None: looked up, absent)
 
 
 class Workspace:
@@ -45,12 +46,14 @@ class Workspace:
         self._loaded: dict[UUID, Aggregate | None] = {}
 
     def _get(self, aggregate_id: UUID) -> Aggregate | None:
-        if aggregate_id not in self._loaded:
+        found = self._loaded.get(aggregate_id, _UNSEEN)
+        if found is _UNSEEN:
             try:
-                self._loaded[aggregate_id] = self._load(aggregate_id)
+                found = self._load(aggregate_id)
             except AggregateNotFoundError:
-                self._loaded[aggregate_id] = None
-        return self._loaded[aggregate_id]
+                found = None
+            self._loaded[aggregate_id] = found
+        return found  # type: ignore[return-value]
 
     def item(self, sku: str) -> Item:
         item = self._get(item_id(sku))
@@ -139,24 +142,25 @@ class Workspace:
             raise AggregateNotFoundError(aggregate_id)
         return clone(found)
 
-    def absorb(self, fork: Workspace) -> None:
-        """Take a fork's aggregates (and their new events) as this workspace's own."""
+    def absorb(self, fork: Workspace) -> list[tuple[UUID, int]]:
+        """Take a fork's aggregates (and their new events) as this workspace's own; the
+        (aggregate id, version) of each event the fork added, in the order it touched them.
+
+        A fork's aggregate is a copy of this workspace's (`_copy_of` loads it here first),
+        its pending events a longer copy of the same list: what it added is the tail."""
+        added: list[tuple[UUID, int]] = []
         for aggregate_id, aggregate in fork._loaded.items():
-            if aggregate is not None:
-                self._loaded[aggregate_id] = aggregate
+            if aggregate is None:
+                continue
+            mine = self._loaded.get(aggregate_id)
+            already = 0 if mine is None else len(mine.pending_events)
+            added.extend((event.originator_id, event.originator_version)
+                         for event in aggregate.pending_events[already:])
+            self._loaded[aggregate_id] = aggregate
+        return added
 
     def aggregates(self) -> list[Aggregate]:
         return [aggregate for aggregate in self._loaded.values() if aggregate is not None]
-
-    def pending_counts(self) -> dict[UUID, int]:
-        return {aggregate_id: len(aggregate.pending_events)
-                for aggregate_id, aggregate in self._loaded.items() if aggregate is not None}
-
-    def new_events(self, before: dict[UUID, int]) -> list[tuple[UUID, int]]:
-        """(aggregate id, version) of each pending event added since `before` was counted."""
-        return [(event.originator_id, event.originator_version)
-                for aggregate_id, aggregate in self._loaded.items() if aggregate is not None
-                for event in aggregate.pending_events[before.get(aggregate_id, 0):]]
 
     def changed(self) -> list[Aggregate]:
         """Aggregates with events to save, in the order they were first loaded."""
@@ -173,11 +177,13 @@ def clone(aggregate: Aggregate) -> Aggregate:
     dictionaries and lists at most two levels deep (order lines): those containers are
     copied, the values shared. Much cheaper than a deep copy, which matters in a batch.
     """
-    copied = copy.copy(aggregate)
-    for name, value in vars(aggregate).items():
+    state = dict(vars(aggregate))
+    for name, value in state.items():
         if isinstance(value, dict):
-            vars(copied)[name] = {key: dict(item) if isinstance(item, dict) else item
-                                  for key, item in value.items()}
+            state[name] = {key: dict(item) if isinstance(item, dict) else item
+                           for key, item in value.items()}
         elif isinstance(value, list):
-            vars(copied)[name] = list(value)
+            state[name] = list(value)
+    copied = object.__new__(type(aggregate))  # what copy.copy does, without its dispatch
+    copied.__dict__ = state
     return copied

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 from ledger.errors import InvalidInput
 
 NAMESPACE = UUID("6f1d2c1e-3f0a-5b7e-9c4d-2a8b1e0f7c35")
 CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Ids are pure functions of codes; every command derives several (a SHA-1 each): remembered.
+_REMEMBERED = 65_536
 
 
+@lru_cache(maxsize=_REMEMBERED)
 def item_id(sku: str) -> UUID:
     return uuid5(NAMESPACE, f"item\x00{sku}")
 
 
+@lru_cache(maxsize=_REMEMBERED)
 def location_id(code: str) -> UUID:
     return uuid5(NAMESPACE, f"location\x00{code}")
 
 
+@lru_cache(maxsize=_REMEMBERED)
 def bin_id(sku: str, location: str) -> UUID:
     return uuid5(NAMESPACE, f"bin\x00{sku}\x00{location}")
 

@@ -1,0 +1,70 @@
+"""How the library's PostgreSQL recorder hands stored events to psycopg: a faster dumper.
+
+`eventsourcing.postgres` inserts a save's events as one array of its composite type
+(`INSERT ... SELECT ... FROM unnest(%s::stored_event_uuid[])`), built by calling the
+Python type it keeps in `datastore.psycopg_python_types`. psycopg's generic composite
+dumper then writes each row field by field, finds a dumper per field and escapes each with
+a regular expression: a quarter of the writer's CPU time under group commit (measured with
+`py-spy --gil` on the ledger_commands workload), more than deciding the commands.
+
+`StoredEventRow` is a row of the same four fields whose text dumper writes the composite
+literal in one step: `(id,version,topic,"\\x<hex of state>")`. The SQL, the table, the
+lock and the transaction stay the library's; only the bytes psycopg sends for the array
+change, and the server reads exactly the same values (tests/integration/test_pg_rows.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Dumper
+
+_NEEDS_QUOTES = re.compile(rb'[",\\\s()]')  # what makes a composite field need quotes
+
+
+class StoredEventRow(tuple[Any, int, str, bytes]):
+    """(originator_id, originator_version, topic, state): the recorder's composite row."""
+
+    __slots__ = ()
+
+    def __new__(cls, originator_id: Any, originator_version: int, topic: str,
+                state: bytes) -> StoredEventRow:
+        return tuple.__new__(cls, (originator_id, originator_version, topic, state))
+
+
+def _field(text: str) -> bytes:
+    """A text field of a composite literal, quoted and escaped when it needs to be."""
+    raw = text.encode()
+    if raw and not _NEEDS_QUOTES.search(raw):
+        return raw
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'""') + b'"'
+
+
+class StoredEventRowDumper(Dumper):
+    """The composite literal of a `StoredEventRow`, in text format. The array's type comes
+    from the statement's cast, so the row carries no type oid of its own."""
+
+    def dump(self, obj: StoredEventRow) -> bytes:
+        originator_id, version, topic, state = obj
+        # bytea in hex form (\x...), quoted, its backslash doubled inside the quotes.
+        return b'(%s,%d,%s,"\\\\x%s")' % (_field(str(originator_id)), version, _field(topic),
+                                           bytes(state).hex().encode())
+
+
+# Registered once, in psycopg's global adapters, so that every connection made from now on
+# knows it (a connection copies the global map when the library registers its composite).
+psycopg.adapters.register_dumper(StoredEventRow, StoredEventRowDumper)
+
+
+def use_fast_rows(recorder: Any) -> bool:
+    """Have a PostgreSQL recorder build its stored-event rows as `StoredEventRow`; False
+    (nothing changed) for any other recorder, or before its composite type exists."""
+    datastore = getattr(recorder, "datastore", None)
+    types = getattr(datastore, "psycopg_python_types", None)
+    name = getattr(recorder, "stored_event_type_name", None)
+    if not isinstance(types, dict) or name not in types:
+        return False
+    types[name] = StoredEventRow
+    return True
