@@ -6,8 +6,10 @@ phase that uses ~2 cores in total is CPU-bound, whatever the database could comm
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +95,29 @@ def usage(before: Sample | None, server_pid: int | None = None) -> Usage | None:
     seconds = (after.at - before.at) * TICKS
     return Usage((after.own - before.own) / seconds, (after.postgres - before.postgres) / seconds,
                  (after.server - before.server) / seconds)
+
+
+@contextlib.contextmanager
+def one_core(enabled: bool = True) -> Iterator[int | None]:
+    """Run the block, and every thread it starts, on one core (the last one this process may
+    use); the core, or None when not pinned (disabled, one core only, or not Linux).
+
+    A Python process is bound by its interpreter lock: only one of its threads runs Python
+    at a time, so a second core adds little but the cost of handing the lock between cores
+    (measured with 16 client threads and the group-commit writer: a third less CPU per
+    command pinned than free; docs/benchmarks.md). Threads inherit the affinity of the
+    thread that starts them; this thread's affinity is restored afterwards.
+    """
+    if not enabled or not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        yield None
+        return
+    core = max(before)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, before)

@@ -68,6 +68,7 @@ class Run:
     figures: Figures
     work: Path
     keep: bool
+    pin: bool = True  # the ledger's and the baseline's process on one core (cpu.one_core)
     curves: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def window(self, clients: int) -> float:
@@ -150,7 +151,7 @@ def phase_ledger(run: Run) -> None:
     from benchmark import workload
 
     f = run.figures
-    with run.scratch.schema("ledger", run.keep) as schema:
+    with run.scratch.schema("ledger", run.keep) as schema, cpu.one_core(run.pin):
         ledger = workload.make_ledger(run.scratch.url(schema))
         try:
             started = time.perf_counter()
@@ -197,7 +198,7 @@ def phase_baseline(run: Run) -> None:
     from benchmark import baseline
 
     f = run.figures
-    with run.scratch.schema("baseline", run.keep) as schema:
+    with run.scratch.schema("baseline", run.keep) as schema, cpu.one_core(run.pin):
         inventory = baseline.make_inventory(run.scratch.url(schema))
         try:
             started = time.perf_counter()
@@ -496,6 +497,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help=f"comma-separated subset of {','.join(PHASES)}")
     parser.add_argument("--keep", action="store_true",
                         help="keep the scratch schemas and files (debugging)")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let the ledger's and the baseline's process use every core "
+                             "(by default each runs on one core, as deployed)")
     return parser.parse_args(argv)
 
 
@@ -519,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(set {pg.ADMIN_URL_VARIABLE}): {error}", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="ledger-bench-", dir=os.environ.get("BENCH_TMPDIR")))
-    run = Run(plan, scratch, Figures(), work, arguments.keep)
+    run = Run(plan, scratch, Figures(), work, arguments.keep, arguments.pin)
     if stale:
         say(f"dropped schemas a previous run left behind: {', '.join(stale)}")
     load_before = machine.load_average()

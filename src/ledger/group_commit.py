@@ -148,13 +148,16 @@ class GroupCommitter:
                         pending.answer(error=error)
 
     def _fill(self, batch: list[Pending]) -> bool:
-        """Take what else is queued (waiting at most the window); True when told to stop."""
-        deadline = time.monotonic() + self.settings.window_seconds
+        """Take what else is queued after the window; True when told to stop.
+
+        The writer sleeps through the window and then takes what arrived, rather than
+        waking for each command as it is queued: each wake-up would take the interpreter
+        lock back from the callers that are busy queueing the rest of the batch."""
+        if self.settings.window_seconds > 0 and len(batch) < self.settings.batch_max:
+            time.sleep(self.settings.window_seconds)
         while len(batch) < self.settings.batch_max:
-            remaining = deadline - time.monotonic()
             try:
-                item = self.queue.get(timeout=remaining) if remaining > 0 else \
-                    self.queue.get_nowait()
+                item = self.queue.get_nowait()
             except queue.Empty:
                 return False
             if item is None:

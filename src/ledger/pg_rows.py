@@ -19,7 +19,9 @@ import re
 from typing import Any
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.adapt import Dumper
+from psycopg.types.array import ListDumper
 
 _NEEDS_QUOTES = re.compile(rb'[",\\\s()]')  # what makes a composite field need quotes
 
@@ -47,15 +49,36 @@ class StoredEventRowDumper(Dumper):
     from the statement's cast, so the row carries no type oid of its own."""
 
     def dump(self, obj: StoredEventRow) -> bytes:
-        originator_id, version, topic, state = obj
-        # bytea in hex form (\x...), quoted, its backslash doubled inside the quotes.
-        return b'(%s,%d,%s,"\\\\x%s")' % (_field(str(originator_id)), version, _field(topic),
-                                           bytes(state).hex().encode())
+        return _row_literal(obj)
+
+
+def _row_literal(row: StoredEventRow) -> bytes:
+    originator_id, version, topic, state = row
+    # bytea in hex form (\x...), quoted, its backslash doubled inside the quotes.
+    return b'(%s,%d,%s,"\\\\x%s")' % (_field(str(originator_id)), version, _field(topic),
+                                       bytes(state).hex().encode())
+
+
+def _array_element(literal: bytes) -> bytes:
+    """A composite literal as an element of an array literal: quoted, `\\` and `"` escaped."""
+    return b'"' + literal.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+class StoredEventRowsDumper(ListDumper):
+    """psycopg's text list dumper, writing a list of `StoredEventRow` in one pass (its
+    generic path escapes each element with a regular expression); any other list is
+    dumped exactly as psycopg dumps it."""
+
+    def dump(self, obj: list[Any]) -> Buffer | None:
+        if obj and all(type(row) is StoredEventRow for row in obj):
+            return b"{" + b",".join(_array_element(_row_literal(row)) for row in obj) + b"}"
+        return super().dump(obj)
 
 
 # Registered once, in psycopg's global adapters, so that every connection made from now on
-# knows it (a connection copies the global map when the library registers its composite).
+# knows them (a connection copies the global map when the library registers its composite).
 psycopg.adapters.register_dumper(StoredEventRow, StoredEventRowDumper)
+psycopg.adapters.register_dumper(list, StoredEventRowsDumper)
 
 
 def use_fast_rows(recorder: Any) -> bool:

@@ -46,14 +46,14 @@ class Workspace:
         self._loaded: dict[UUID, Aggregate | None] = {}
 
     def _get(self, aggregate_id: UUID) -> Aggregate | None:
-        found = self._loaded.get(aggregate_id, _UNSEEN)
+        found: Aggregate | None = self._loaded.get(aggregate_id, _UNSEEN)
         if found is _UNSEEN:
             try:
                 found = self._load(aggregate_id)
             except AggregateNotFoundError:
                 found = None
             self._loaded[aggregate_id] = found
-        return found  # type: ignore[return-value]
+        return found
 
     def item(self, sku: str) -> Item:
         item = self._get(item_id(sku))

@@ -142,7 +142,8 @@ def pending(kind: str, command: Any, meta: CommandMeta = OPERATOR,
     """A queued command exactly as `Ledger._execute` builds it (optionally another decide)."""
     check, decider = CHECKS[kind]
     checked = check(command)
-    return Pending(kind, checked, meta, decide or _lines(decider), _fingerprint(kind, checked, meta))
+    return Pending(kind, checked, meta, decide or _lines(decider),
+                   _fingerprint(kind, checked, meta))
 
 
 def outcome(queued: Pending) -> Outcome:

@@ -97,3 +97,19 @@ def test_a_version_conflict_is_still_refused(ledger: Ledger) -> None:
     ledger.recorder.insert_events([event])
     with pytest.raises(IntegrityError):
         ledger.recorder.insert_events([StoredEvent(event.originator_id, 1, "t", b"{}")])
+
+
+@pytest.mark.parametrize("value", [[1, 2, 3], ['a"b', "c\\d", "e,f", None], [], [[1, 2], [3, 4]]])
+def test_every_other_list_is_dumped_as_psycopg_dumps_it(postgres_url: str, value: list) -> None:
+    """The list dumper is registered for every list: anything but stored-event rows takes
+    psycopg's own path, and reads back as it went in."""
+    import psycopg
+
+    from ledger.pg_rows import StoredEventRowsDumper
+
+    with psycopg.connect(postgres_url.split("?", 1)[0]) as conn:
+        assert conn.adapters.get_dumper(list, psycopg.adapt.PyFormat.TEXT) \
+            is StoredEventRowsDumper
+        cast = "int[]" if not value or isinstance(value[0], int | list) else "text[]"
+        (back,) = conn.execute(f"SELECT %t::{cast}", (value,)).fetchone()
+    assert back == value
