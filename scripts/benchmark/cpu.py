@@ -121,3 +121,14 @@ def one_core(enabled: bool = True) -> Iterator[int | None]:
         yield core
     finally:
         os.sched_setaffinity(0, before)
+
+
+def two_cores(enabled: bool = True) -> tuple[int | None, int | None]:
+    """Cores for two processes that should not share one: the API server (the last core)
+    and the projection worker (the first); (None, None) when not pinning."""
+    if not enabled or not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, None
+    return cores[-1], cores[0]

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +68,15 @@ class Server:
         return ""
 
 
+def on_core(core: int | None) -> Callable[[], None] | None:
+    """A child process's pre-exec hook putting it on one core (None: no hook)."""
+    if core is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    return lambda: os.sched_setaffinity(0, {core})
+
+
 def start_server(database_url: str, log: Path, workers: int = 1,
-                 projections: str = "embedded") -> Server:
+                 projections: str = "embedded", core: int | None = None) -> Server:
     """`ledger serve --workers N` on a free port; returns once /health answers."""
     port = free_port()
     environment = {**os.environ, "LEDGER_DATABASE_URL": database_url,
@@ -79,7 +87,7 @@ def start_server(database_url: str, log: Path, workers: int = 1,
         process = subprocess.Popen(
             [str(ledger_command), "serve", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning", "--workers", str(workers)],
-            env=environment, stdout=out, stderr=subprocess.STDOUT)
+            env=environment, stdout=out, stderr=subprocess.STDOUT, preexec_fn=on_core(core))
     server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + STARTUP_SECONDS_MAX
     while time.monotonic() < deadline:
@@ -108,13 +116,15 @@ def api_workers() -> int:
     return int(os.environ.get("BENCH_HTTP_WORKERS", "1"))
 
 
-def start_projector(database_url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_projector(database_url: str, log: Path,
+                    core: int | None = None) -> subprocess.Popen[bytes]:
     """`ledger project`: every projection, in a worker process of its own."""
     ledger_command = Path(sys.executable).with_name("ledger")
     with log.open("wb") as out:
         return subprocess.Popen([str(ledger_command), "project"],
                                 env={**os.environ, "LEDGER_DATABASE_URL": database_url},
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=on_core(core))
 
 
 def stop_projector(process: subprocess.Popen[bytes]) -> None:

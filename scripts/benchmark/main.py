@@ -245,10 +245,12 @@ def phase_http(run: Run) -> None:
         finally:
             ledger.close()
         mode, workers = http_api.projections_mode(), http_api.api_workers()
-        projector = (http_api.start_projector(url, run.work / "project.log")
+        server_core, projector_core = cpu.two_cores(run.pin and workers == 1)
+        projector = (http_api.start_projector(url, run.work / "project.log", projector_core)
                      if mode == "external" else None)
         try:
-            server = http_api.start_server(url, run.work / "serve.log", workers, mode)
+            server = http_api.start_server(url, run.work / "serve.log", workers, mode,
+                                           server_core)
             try:
                 http_api.wait_for_projections(server.base_url)
                 http_api.run_load(server.base_url, 16, 1.0)  # warm-up, not counted

@@ -42,7 +42,7 @@ class Settings:
     account_codes: str = ""
     group_commit: bool = True
     group_commit_batch_max: int = 256
-    group_commit_window_ms: float = 1.0  # a duration, not money: float-ok
+    group_commit_window_ms: float = 0.5  # a duration, not money: float-ok
     command_attempts_max: int = 32
 
     @classmethod
@@ -62,7 +62,7 @@ class Settings:
                                                                             "false", "no"),
             group_commit_batch_max=int(env.get("LEDGER_GROUP_COMMIT_BATCH_MAX", 256)),
             # A duration, not money. float-ok
-            group_commit_window_ms=float(env.get("LEDGER_GROUP_COMMIT_WINDOW_MS", 1.0)),
+            group_commit_window_ms=float(env.get("LEDGER_GROUP_COMMIT_WINDOW_MS", 0.5)),
             duplicate_order_window_seconds=int(env.get("LEDGER_DUPLICATE_ORDER_WINDOW_SECONDS",
                                                        24 * 60 * 60)),
             create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",

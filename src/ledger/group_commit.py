@@ -44,7 +44,7 @@ FOREIGN_MAX = 10_000
 @dataclass(frozen=True)
 class GroupCommitSettings:
     batch_max: int = 256
-    window_seconds: float = 0.001  # seconds, not money: float-ok
+    window_seconds: float = 0.0005  # seconds, not money: float-ok
     cache_max: int = 100_000
 
 
