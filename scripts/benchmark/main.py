@@ -458,19 +458,22 @@ def methods(plan: Plan) -> list[str]:
         "receipt (5 at 2.50) or dispatch (3), even odds, on a random bin, through "
         "`Ledger.receive` / `Ledger.dispatch`. The Ledger is opened as `src/api/app.py` opens "
         "it, `open_ledger(Settings.from_environ())`, so its defaults (group commit, "
-        "snapshots) and any LEDGER_* settings in the environment apply (see Machine).",
+        "snapshots) and any LEDGER_* settings in the environment apply (see Machine). "
+        "The benchmark process (the Ledger and its client threads) runs on one core, as "
+        "docs/operations.md recommends deploying a Python process (`--no-pin`: free).",
         "**5 baseline_commands**: the same commands on a plain `eventsourcing.Application` "
         "with a minimal aggregate holding a quantity (`@event` methods), load → decide → "
         "save per command, retrying on IntegrityError; persistence settings at the "
-        "library's defaults.",
+        "library's defaults; on one core too, like the ledger.",
         "**6 http_commands**: `ledger serve` in a subprocess (uvicorn), deployed as "
         "docs/operations.md's production layout: LEDGER_PROJECTIONS=external with one "
         "`ledger project` worker process projecting while the commands arrive "
         "(BENCH_HTTP_PROJECTIONS=embedded and BENCH_HTTP_WORKERS=N measure the other "
         "layouts), on a primed store; 16 keep-alive clients (http.client) POST /receipts "
         "and /dispatches; one more client issues `GET /stock?sku=` back to back "
-        "(http_stock_query). The clients share the machine's cores with the server and "
-        "PostgreSQL.",
+        "(http_stock_query). The server and the projection worker each run on a core of "
+        "their own (with one API worker; `--no-pin`: free); the clients and PostgreSQL "
+        "share both.",
         f"**7 bulk_import**: a history of {plan.history_events:,} events is written as an "
         "export file by the ledger's own aggregates and mapper (the chain links computed "
         "with ledger.chain), then `ledger import FILE` loads it into an empty schema "
