@@ -359,6 +359,25 @@ def test_callers_in_one_batch_each_get_their_own_error_or_result(ledger: BatchLe
     assert len(new_events(ledger, head)) == 1 + 1 + 3  # two dispatches, a transfer (+ open)
 
 
+def test_commands_queued_within_the_window_share_one_batch(database_url: str) -> None:
+    """The writer waits the window once the first command arrived: a second command queued
+    50 ms later, inside a 2 s window, is decided and saved in the same batch."""
+    with BatchLedger(store_environment(database_url),
+                     GroupCommitSettings(window_seconds=2.0)) as app:
+        register(app)
+        batches = len(app.batches)
+        answered: list[str] = []
+        first = app.enqueue(receipt(FIFO, "3"), OPERATOR, lambda: answered.append("first"))
+        time.sleep(0.05)
+        second = app.enqueue(dispatch((FIFO, "2")), OPERATOR,
+                             lambda: answered.append("second"))
+        assert first is not None and second is not None
+        wait_until(lambda: len(answered) == 2)
+
+        assert [len(batch) for batch in app.batches[batches:]] == [2]
+        assert second.outcome().lines[0]["quantity_on_hand_after"] == D("1")
+
+
 def test_a_burst_larger_than_batch_max_is_decided_in_order_in_several_batches(
         database_url: str) -> None:
     settings = GroupCommitSettings(batch_max=2, window_seconds=0)

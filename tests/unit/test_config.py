@@ -67,3 +67,16 @@ def test_settings_come_from_the_environment_with_defaults() -> None:
         "LEDGER_REQUEST_BODY_BYTES_MAX": "2048"})
     assert (settings.database_url, settings.api_keys, settings.request_body_bytes_max) == (
         "postgresql://h/db", "k", 2048)
+
+
+def test_group_commit_waits_half_a_millisecond_for_more_commands_unless_told_otherwise() -> None:
+    from ledger.config import group_commit_settings
+
+    default = group_commit_settings(Settings.from_environ({}))
+    chosen = group_commit_settings(Settings.from_environ({"LEDGER_GROUP_COMMIT_WINDOW_MS": "2"}))
+
+    assert default is not None and default.window_seconds == pytest.approx(0.0005)
+    assert chosen is not None and chosen.window_seconds == pytest.approx(0.002)
+    assert group_commit_settings(Settings.from_environ({"LEDGER_GROUP_COMMIT": "off"})) is None
+    with pytest.raises(ConfigurationError):
+        group_commit_settings(Settings.from_environ({"LEDGER_GROUP_COMMIT_WINDOW_MS": "101"}))
