@@ -3,9 +3,9 @@
 `eventsourcing.postgres` inserts a save's events as one array of its composite type
 (`INSERT ... SELECT ... FROM unnest(%s::stored_event_uuid[])`), built by calling the
 Python type it keeps in `datastore.psycopg_python_types`. psycopg's generic composite
-dumper then writes each row field by field, finds a dumper per field and escapes each with
-a regular expression: a quarter of the writer's CPU time under group commit (measured with
-`py-spy --gil` on the ledger_commands workload), more than deciding the commands.
+dumper then writes each row field by field, finds a dumper per field and escapes each
+field, then each element, with a regular expression. Measured in one thread, 300 inserts
+of 16 events of ~1 KB: 1.32 ms of CPU per insert that way, 0.99 ms with the dumpers here.
 
 `StoredEventRow` is a row of the same four fields whose text dumper writes the composite
 literal in one step: `(id,version,topic,"\\x<hex of state>")`. The SQL, the table, the
