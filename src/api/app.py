@@ -30,6 +30,7 @@ from ledger.config import (
     Settings,
     read_models_url,
 )
+from ledger.gc_pause import freeze_long_lived
 from projections.service import EmbeddedRunner, ReadModels
 
 
@@ -47,8 +48,9 @@ def _start_embedded(settings: Settings, ledger: Ledger,
     return embedded
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API for `settings` (from the environment when omitted)."""
+def create_app(settings: Settings | None = None, *, server: bool = False) -> FastAPI:
+    """Build the API for `settings` (from the environment when omitted). `server`: this
+    process is `ledger serve`'s, and freezes what it built at start-up (gc_pause)."""
     settings = settings or Settings.from_environ()
     keys = KeyRing.parse(settings.api_keys)
 
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         embedded = _start_embedded(settings, ledger, read_models)
         app.state.ledger = ledger
         app.state.read_models = read_models
+        if server:
+            freeze_long_lived()
         try:
             yield
         finally:
@@ -91,3 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(finance.router)
     return app
+
+
+def create_server_app() -> FastAPI:
+    """`ledger serve --workers N`'s factory: each worker process's app, as a server's."""
+    return create_app(server=True)

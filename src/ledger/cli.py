@@ -17,12 +17,12 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     settings = Settings.from_environ()  # refused here, before any worker starts, if invalid
     if arguments.workers == 1:
-        uvicorn.run(create_app(settings), host=arguments.host, port=arguments.port,
-                    log_level=arguments.log_level)
+        uvicorn.run(create_app(settings, server=True), host=arguments.host,
+                    port=arguments.port, log_level=arguments.log_level)
     else:
         # Each worker process builds its own app (its own group committer and, when embedded,
         # projection runner; runners take turns on the projections' state rows).
-        uvicorn.run("api.app:create_app", factory=True, workers=arguments.workers,
+        uvicorn.run("api.app:create_server_app", factory=True, workers=arguments.workers,
                     host=arguments.host, port=arguments.port, log_level=arguments.log_level)
     return 0
 
@@ -44,6 +44,7 @@ def _read_side(arguments: argparse.Namespace) -> int:
 
     from ledger.application import Ledger
     from ledger.config import read_models_url
+    from ledger.gc_pause import freeze_long_lived
     from projections import registry
     from projections.rebuild import rebuild
     from projections.service import ReadModels
@@ -56,6 +57,7 @@ def _read_side(arguments: argparse.Namespace) -> int:
         read_models = ReadModels.open(read_models_url(settings))
         try:
             if arguments.command == "project":
+                freeze_long_lived()  # a long-running worker: see ledger.gc_pause
                 run_worker(read_models, ledger.recorder, ledger.mapper, [p.name for p in names])
             elif arguments.command == "rebuild":
                 states = rebuild(read_models.database, ledger.recorder, ledger.mapper, names)

@@ -1,4 +1,4 @@
-"""Pausing Python's cyclic garbage collector around bulk work.
+"""Pausing Python's cyclic garbage collector around bulk work; freezing what a server keeps.
 
 An import or a rebuild makes millions of short-lived objects (rows, events, decoded
 values) that reference counting frees at once, and keeps many long-lived ones (the folds'
@@ -24,3 +24,17 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def freeze_long_lived() -> None:
+    """Move everything a long-running process built at start-up (modules, the app, the
+    ledger and its pools) out of the cyclic collector's reach, for good.
+
+    The collector's full collections scan every tracked object: in `ledger serve` under a
+    write load that was ~130,000 objects and a 50–80 ms stop of every request in flight,
+    several times a minute (the tail of both the commands' and the stock queries' latency).
+    Frozen objects are never scanned again (nor freed, which start-up objects never are).
+    Only for a server's or a worker's process, once it has started: not in a library call.
+    """
+    gc.collect()
+    gc.freeze()
