@@ -32,7 +32,7 @@ def freeze_long_lived() -> None:
 
     The collector's full collections scan every tracked object: in `ledger serve` under a
     write load that was ~130,000 objects and a 50–80 ms stop of every request in flight,
-    several times a minute (the tail of both the commands' and the stock queries' latency).
+    every second or two (the tail of both the commands' and the stock queries' latency).
     Frozen objects are never scanned again (nor freed, which start-up objects never are).
     Only for a server's or a worker's process, once it has started: not in a library call.
     """
