@@ -105,7 +105,7 @@ def one_core(enabled: bool = True) -> Iterator[int | None]:
     A Python process is bound by its interpreter lock: only one of its threads runs Python
     at a time, so a second core adds little but the cost of handing the lock between cores
     (measured with 16 client threads and the group-commit writer: a quarter less CPU per
-    command pinned than free; docs/benchmarks.md). Threads inherit the affinity of the
+    command pinned than free; docs/operations.md). Threads inherit the affinity of the
     thread that starts them; this thread's affinity is restored afterwards.
     """
     if not enabled or not hasattr(os, "sched_setaffinity"):
