@@ -226,15 +226,19 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
             return CommandResult(document_id, position, body.get("lines", []), data=result)
         raise ConcurrentModification(self.attempts_max)
 
-    def execute_batch(self, batch: list[Pending]) -> None:
-        """Decide and save a batch of commands in one transaction; answer each (group commit)."""
+    def execute_batch(self, batch: list[Pending], checked: int | None = None) -> None:
+        """Decide and save a batch of commands in one transaction; answer each (group commit).
+
+        `checked`: the position the writer's cache was brought current at just before (see
+        `GroupCommitter._check`); else the first attempt checks, as every retry does."""
         assert self.group_committer is not None
         cache = self.group_committer.cache
         live = batch
         for _ in range(BATCH_ATTEMPTS_MAX):
             if not live:
                 return
-            head = cache.check()
+            head = cache.check() if checked is None else checked
+            checked = None
             workspace = Workspace(cache.load, datetime.now(UTC))
             try:
                 decided = decide_batch(self, live, workspace, lambda pending: _context(

@@ -137,24 +137,38 @@ class GroupCommitter:
                     self._refuse_queued()
                     return
                 batch = [first]
+            head = None
             if not stopping:
-                stopping = self._fill(batch)
+                started = time.perf_counter()
+                head = self._check()
+                stopping = self._fill(batch, time.perf_counter() - started)
             batch, carried = _one_per_key(batch)
             try:
-                self.ledger.execute_batch(batch)
+                self.ledger.execute_batch(batch, head)
             except BaseException as error:  # every caller must be answered, whatever happens
                 for pending in batch:
                     if not pending.done.is_set():
                         pending.answer(error=error)
 
-    def _fill(self, batch: list[Pending]) -> bool:
-        """Take what else is queued after the window; True when told to stop.
+    def _check(self) -> int | None:
+        """Bring the cache current (`AggregateCache.check`) while the batch's window is open:
+        the read's round trip is time the writer would otherwise spend asleep. None when it
+        fails: the batch then checks again itself, and answers with the error."""
+        try:
+            return self.cache.check()
+        except Exception:  # the same failure recurs in execute_batch, which answers it
+            return None
+
+    def _fill(self, batch: list[Pending], spent: float = 0.0) -> bool:
+        """Take what else is queued once the window (less `spent` of it already) has
+        passed; True when told to stop.
 
         The writer sleeps through the window and then takes what arrived, rather than
         waking for each command as it is queued: each wake-up would take the interpreter
         lock back from the callers that are busy queueing the rest of the batch."""
-        if self.settings.window_seconds > 0 and len(batch) < self.settings.batch_max:
-            time.sleep(self.settings.window_seconds)
+        left = self.settings.window_seconds - spent
+        if left > 0 and len(batch) < self.settings.batch_max:
+            time.sleep(left)
         while len(batch) < self.settings.batch_max:
             try:
                 item = self.queue.get_nowait()

@@ -40,10 +40,11 @@ _UNSEEN: Any = object()  # not looked up yet (None: looked up, absent)
 class Workspace:
     """Loaded aggregates, keyed by id, for one attempt at one command."""
 
-    def __init__(self, load: Loader, now: datetime) -> None:
+    def __init__(self, load: Loader, now: datetime, shared: Workspace | None = None) -> None:
         self._load = load
         self._now = now
         self._loaded: dict[UUID, Aggregate | None] = {}
+        self._shared = shared  # a fork's workspace, whose aggregates it copies before changing
 
     def _get(self, aggregate_id: UUID) -> Aggregate | None:
         found: Aggregate | None = self._loaded.get(aggregate_id, _UNSEEN)
@@ -55,15 +56,28 @@ class Workspace:
             self._loaded[aggregate_id] = found
         return found
 
+    def _read(self, aggregate_id: UUID) -> Aggregate | None:
+        """An aggregate to read, never to change: this workspace's own when it holds one,
+        else, in a fork, the shared workspace's itself (no copy is needed to read)."""
+        found: Aggregate | None = self._loaded.get(aggregate_id, _UNSEEN)
+        if found is not _UNSEEN:
+            return found
+        if self._shared is not None:
+            return self._shared._get(aggregate_id)
+        return self._get(aggregate_id)
+
+    # Items and locations are only read here: commands check that they exist and read their
+    # details; registering and updating them is `ledger.reference`'s, through the repository.
+
     def item(self, sku: str) -> Item:
-        item = self._get(item_id(sku))
+        item = self._read(item_id(sku))
         if item is None:
             raise UnknownItem(sku)
         assert isinstance(item, Item)
         return item
 
     def location(self, code: str) -> Location:
-        location = self._get(location_id(code))
+        location = self._read(location_id(code))
         if location is None:
             raise UnknownLocation(code)
         assert isinstance(location, Location)
@@ -133,8 +147,9 @@ class Workspace:
     # Group commit: commands of a batch decided on copies, merged when they succeed.
 
     def fork(self) -> Workspace:
-        """A workspace that sees this one's aggregates as copies (changes stay in the fork)."""
-        return Workspace(self._copy_of, self._now)
+        """A workspace that sees this one's aggregates as copies (changes stay in the fork);
+        what it only reads (items, locations) it reads here, uncopied."""
+        return Workspace(self._copy_of, self._now, shared=self)
 
     def _copy_of(self, aggregate_id: UUID) -> Aggregate:
         found = self._get(aggregate_id)

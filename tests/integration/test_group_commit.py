@@ -76,10 +76,10 @@ class BatchLedger(Ledger):
         self.lock = threading.Lock()
         super().__init__(env, group_commit=settings or GroupCommitSettings(window_seconds=0))
 
-    def execute_batch(self, batch: list[Pending]) -> None:
+    def execute_batch(self, batch: list[Pending], checked: int | None = None) -> None:
         with self.lock:
             self.batches.append(list(batch))
-        super().execute_batch(batch)
+        super().execute_batch(batch, checked)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         try:

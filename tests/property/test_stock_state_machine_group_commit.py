@@ -57,9 +57,9 @@ class GroupCommitRecordingLedger(RecordingLedger):
         self.live: dict[UUID, Any] = {}
         self.batches: list[list[Pending]] = []
 
-    def execute_batch(self, batch: list[Pending]) -> None:
+    def execute_batch(self, batch: list[Pending], checked: int | None = None) -> None:
         self.batches.append(list(batch))
-        super().execute_batch(batch)
+        super().execute_batch(batch, checked)
 
 
 commands = st.one_of(
