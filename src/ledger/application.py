@@ -66,6 +66,7 @@ from ledger.group_commit import (
 )
 from ledger.period_close import PeriodClose
 from ledger.pg_rows import use_fast_rows
+from ledger.pg_statements import render_statements
 from ledger.purchase_orders import PurchaseOrders
 from ledger.reference import ReferenceData
 from ledger.repository import LedgerRepository, replay
@@ -109,6 +110,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
                  group_commit: GroupCommitSettings | None = None) -> None:
         super().__init__(env)
         use_fast_rows(self.recorder)  # PostgreSQL: the faster stored-event dumper
+        render_statements(self.recorder)  # PostgreSQL: its insert statements rendered once
         self.attempts_max = attempts_max
         self.over_receipt_tolerance = over_receipt_tolerance
         self.duplicate_order_window = duplicate_order_window
