@@ -23,7 +23,13 @@ from eventsourcing.application import (
     ProcessingEvent,
     Repository,
 )
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Recording
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    Recording,
+    Transcoder,
+)
 
 from ledger import documents
 from ledger.commands import (
@@ -56,6 +62,7 @@ from ledger.errors import (
     LedgerError,
     StaleRead,
 )
+from ledger.fast_json import FastJSONTranscoder
 from ledger.group_commit import (
     BATCH_ATTEMPTS_MAX,
     GroupCommitSettings,
@@ -124,6 +131,12 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         repository = super().construct_repository()
         repository.__class__ = LedgerRepository
         return repository
+
+    def construct_transcoder(self) -> Transcoder:
+        # The library's JSON format, written and read with orjson (`ledger.fast_json`).
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
