@@ -102,16 +102,10 @@ class FastJSONTranscoder(JSONTranscoder):
 
     def _untag_dict(self, value: dict[str, Any]) -> Any:
         """As the library's object hook, bottom-up: a tagged object becomes its value."""
-        if len(value) == 2:
-            name, data = value.get("_type_"), value.get("_data_")
-            if type(name) is str and type(data) is str:
-                read = self._readers.get(name)
-                if read is not None:
-                    return read(data)
         for key, item in value.items():
             kind = type(item)
             if kind is dict:
-                value[key] = self._untag_dict(item)
+                value[key] = self._untag_item(item)
             elif kind is list:
                 value[key] = self._untag_list(item)
         if len(value) == 2 and "_type_" in value and "_data_" in value:
@@ -122,7 +116,18 @@ class FastJSONTranscoder(JSONTranscoder):
         for index, item in enumerate(value):
             kind = type(item)
             if kind is dict:
-                value[index] = self._untag_dict(item)
+                value[index] = self._untag_item(item)
             elif kind is list:
                 value[index] = self._untag_list(item)
         return value
+
+    def _untag_item(self, item: dict[str, Any]) -> Any:
+        """A nested object: a decimal, moment or UUID read at once (most of an event's
+        values), anything else as `_untag_dict` reads it."""
+        if len(item) == 2:
+            data = item.get("_data_")
+            if type(data) is str:
+                read = self._readers.get(item.get("_type_"))  # type: ignore[arg-type]
+                if read is not None:
+                    return read(data)
+        return self._untag_dict(item)
