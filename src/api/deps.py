@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
-from uuid import uuid4
 
 from fastapi import Depends, Header, Request
 
@@ -19,6 +18,7 @@ from api.problems import ApiProblem
 from api.requests import authenticate
 from ledger.application import Ledger
 from ledger.domain.context import CommandMeta
+from ledger.random_ids import new_id
 from projections.service import ReadModels
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,200}")
@@ -71,7 +71,7 @@ def command_meta(roles: frozenset[Role], action: str):  # type: ignore[no-untype
             raise ApiProblem(422, "validation_error",
                              "Idempotency-Key must be 1–200 visible ASCII characters.",
                              field="Idempotency-Key")
-        correlation_id = (x_correlation_id or "")[:200] or str(uuid4())
+        correlation_id = (x_correlation_id or "")[:200] or str(new_id())
         return CommandMeta(principal.actor, idempotency_key, correlation_id)
 
     return get

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.application import (
     AggregateNotFoundError,
@@ -75,6 +75,7 @@ from ledger.period_close import PeriodClose
 from ledger.pg_rows import use_fast_rows
 from ledger.pg_statements import render_statements
 from ledger.purchase_orders import PurchaseOrders
+from ledger.random_ids import new_id
 from ledger.reference import ReferenceData
 from ledger.repository import LedgerRepository, replay
 from ledger.sales_orders import SalesOrders
@@ -196,7 +197,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
                  decide: Decide[CommandT]) -> CommandResult:
         fingerprint = _fingerprint(kind, command, meta)
         if self.group_committer is None:
-            return self._execute_alone(kind, command, meta, decide, fingerprint, uuid4())
+            return self._execute_alone(kind, command, meta, decide, fingerprint, new_id())
         # Replays and closed periods are answered here, in the caller's thread.
         replayed = self._replay(meta, fingerprint)
         if replayed is not None:

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
@@ -30,6 +30,7 @@ from eventsourcing.persistence import Notification
 from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import CommandMeta
 from ledger.errors import LedgerClosed, LedgerError, PeriodClosed, StaleRead
+from ledger.random_ids import new_id
 from ledger.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class Pending:
     meta: CommandMeta
     decide: Callable[..., dict[str, Any]]
     fingerprint: str
-    document_id: UUID = field(default_factory=uuid4)
+    document_id: UUID = field(default_factory=new_id)
     done: threading.Event = field(default_factory=threading.Event)
     result: CommandResult | None = None
     error: BaseException | None = None
