@@ -41,31 +41,41 @@ async def get_principal(request: Request,
     Routes authenticate before reading the body (`LedgerRoute`); the principal found then
     is reused, so a key is compared once per request.
     """
+    return _principal(request)
+
+
+def _principal(request: Request) -> Principal:
     found = getattr(request.state, "principal", None)
     return found if isinstance(found, Principal) else authenticate(request)
 
 
+def _check_role(principal: Principal, roles: frozenset[Role], action: str) -> Principal:
+    if principal.role not in roles:
+        raise ApiProblem(403, "forbidden", f"The {principal.role} role may not {action}.",
+                         role=str(principal.role))
+    return principal
+
+
 def _requiring(roles: frozenset[Role], action: str):  # type: ignore[no-untyped-def]
     async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if principal.role not in roles:
-            raise ApiProblem(403, "forbidden",
-                             f"The {principal.role} role may not {action}.",
-                             role=str(principal.role))
-        return principal
+        return _check_role(principal, roles, action)
 
     return check
 
 
 def command_meta(roles: frozenset[Role], action: str):  # type: ignore[no-untyped-def]
-    """A dependency: the command metadata of a caller whose role may do `action`."""
+    """A dependency: the command metadata of a caller whose role may do `action`.
 
-    allowed = Depends(_requiring(roles, action))
+    One dependency, not three (metadata ← role check ← principal): FastAPI solves each
+    dependency of every request in turn, and this one is on every command. The headers it
+    takes are documented in OpenAPI as before (`authorization` is read by `_principal`).
+    """
 
-    # The caller's role is checked by a default (not an annotation): annotations are
-    # resolved from module globals, where `roles` and `action` do not exist.
-    async def get(idempotency_key: Annotated[str | None, Header()] = None,
-                  x_correlation_id: Annotated[str | None, Header()] = None,
-                  principal: Principal = allowed) -> CommandMeta:
+    async def get(request: Request,
+                  authorization: Annotated[str | None, Header()] = None,
+                  idempotency_key: Annotated[str | None, Header()] = None,
+                  x_correlation_id: Annotated[str | None, Header()] = None) -> CommandMeta:
+        principal = _check_role(_principal(request), roles, action)
         if idempotency_key is not None and not IDEMPOTENCY_KEY_PATTERN.fullmatch(
                 idempotency_key):
             raise ApiProblem(422, "validation_error",
