@@ -6,8 +6,9 @@ and one `ledger project` worker process beside it, projecting while the commands
 BENCH_HTTP_WORKERS sets `ledger serve --workers`). Clients are threads of this process,
 each with its own keep-alive connection (the standard library's http.client: a load
 generator that costs the shared cores as little as possible; httpx took 0.4 of the 2 cores
-for the same load). While they write, one more client asks `GET /stock?sku=` back to back,
-and its latencies are kept apart.
+for the same load). While they write, one more client asks `GET /stock?sku=` back to back of
+a query process (a second `ledger serve` that takes no writes, as operations deploys
+queries), and another of the writing process; their latencies are kept apart.
 """
 
 from __future__ import annotations
@@ -214,21 +215,54 @@ class HttpRefused(Exception):
 @dataclass
 class HttpResult:
     commands: LoadResult
-    queries: LoadResult
+    queries: LoadResult  # GET /stock to the process that takes the writes
+    read_queries: LoadResult | None = None  # … to a query process of its own, when given
 
 
-def run_load(base_url: str, clients: int, seconds: float) -> HttpResult:
-    """`clients` writing clients and one stock reader, for the same window."""
+def run_load(base_url: str, clients: int, seconds: float,
+             read_url: str | None = None) -> HttpResult:
+    """`clients` writing clients and one stock reader, for the same window; with
+    `read_url`, a second stock reader there (a query process beside the writing one)."""
     opened: list[Connection] = []
-    query_latencies: list[float] = []
-    query_errors: list[str] = []
     stop = threading.Event()
-
     begin = time.perf_counter() + 0.5  # once the writers are under way
     end = begin - 0.5 + seconds
+    readers = [_Reader(base_url, begin, end, stop, 99)]
+    if read_url is not None:
+        readers.append(_Reader(read_url, begin, end, stop, 98))
+    threads = [threading.Thread(target=reader.run, daemon=True) for reader in readers]
+    for thread in threads:
+        thread.start()
+    try:
+        commands = run_clients(clients, seconds,
+                               lambda n: command_operation(base_url, opened), seed=6)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        for connection in opened:
+            connection.close()
+    results = [reader.result(seconds - 0.5) for reader in readers]
+    return HttpResult(commands, results[0], results[1] if read_url is not None else None)
 
-    def reader() -> None:
-        rng = random.Random(99)
+
+class _Reader:
+    """One client asking `GET /stock?sku=` back to back; latencies from `begin` to `end`."""
+
+    def __init__(self, base_url: str, begin: float, end: float, stop: threading.Event,
+                 seed: int) -> None:
+        self.base_url, self.begin, self.end, self.stop = base_url, begin, end, stop
+        self.seed = seed
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+    def result(self, seconds: float) -> LoadResult:
+        return LoadResult(1, seconds, len(self.latencies), self.latencies, Counter(self.errors))
+
+    def run(self) -> None:
+        rng = random.Random(self.seed)
+        query_latencies, query_errors = self.latencies, self.errors
+        base_url, begin, end, stop = self.base_url, self.begin, self.end, self.stop
         connection = Connection(base_url)
         try:
             while not stop.is_set():
@@ -248,17 +282,3 @@ def run_load(base_url: str, clients: int, seconds: float) -> HttpResult:
                     query_errors.append(f"HTTP {status}")
         finally:
             connection.close()
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    try:
-        commands = run_clients(clients, seconds,
-                               lambda n: command_operation(base_url, opened), seed=6)
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        for connection in opened:
-            connection.close()
-    queries = LoadResult(1, seconds - 0.5, len(query_latencies), query_latencies,
-                         Counter(query_errors))
-    return HttpResult(commands, queries)

@@ -6,7 +6,8 @@ Phases, in order (each in scratch schemas of the database `ledger_bench`, droppe
               threads), COPY in 10,000-row transactions, reading the table in pages
 4    ledger   16 clients (and 1, 4) calling Ledger.receive / Ledger.dispatch
 5    baseline the same through a plain eventsourcing application at its defaults
-6    http     the same through `ledger serve` (production layout), plus GET /stock
+6    http     the same through `ledger serve` (production layout), plus GET /stock to a
+              query process of its own and to the writing one
 7–9  history  a programmatic export of N events → `ledger import` → `ledger rebuild` →
               `ledger export` (digest check) → stock-as-of queries against a 10,000-event
               store → loading a long-lived bin and a short-lived one
@@ -251,18 +252,24 @@ def phase_http(run: Run) -> None:
         try:
             server = http_api.start_server(url, run.work / "serve.log", workers, mode,
                                            server_core)
+            # The query process: one more `ledger serve` taking only GET /stock, as
+            # docs/operations.md deploys queries, beside the projection worker.
+            reader = http_api.start_server(url, run.work / "serve-queries.log", 1, mode,
+                                           projector_core)
             try:
                 http_api.wait_for_projections(server.base_url)
-                http_api.run_load(server.base_url, 16, 1.0)  # warm-up, not counted
+                http_api.run_load(server.base_url, 16, 1.0, reader.base_url)  # warm-up
                 pg.checkpoint()
                 before = cpu.sample(server.process.pid)
                 projector_before = cpu.sample(projector.pid) if projector else None
-                result = http_api.run_load(server.base_url, 16, run.plan.window)
+                result = http_api.run_load(server.base_url, 16, run.plan.window,
+                                           reader.base_url)
                 usage = cpu.usage(before, server.process.pid)
                 projector_usage = (cpu.usage(projector_before, projector.pid)
                                    if projector else None)
             finally:
                 server.stop()
+                reader.stop()
         finally:
             if projector is not None:
                 http_api.stop_projector(projector)
@@ -277,9 +284,11 @@ def phase_http(run: Run) -> None:
         if projector_usage is not None:
             f.add("http_cpu_projector", projector_usage.server, "cores",
                   "context: CPU used by the `ledger project` worker in the window", "")
-        commands, queries = result.commands, result.queries
+        commands, queries, same = result.commands, result.read_queries, result.queries
+        assert queries is not None, "the query process was given"
         _errors(commands, "http_commands", run)
         _errors(queries, "http_stock_query", run)
+        _errors(same, "http_stock_query_write_process", run)
         run.curve("http", 16, commands.rate)
         f.add("http_commands", commands.rate, "requests/s",
               f"16 keep-alive clients: POST /receipts and /dispatches to {deployed} (uvicorn)",
@@ -287,12 +296,18 @@ def phase_http(run: Run) -> None:
         f.add("http_commands_p50", commands.p(0.5), "ms", "latency of one request", "6")
         f.add("http_commands_p99", commands.p(0.99), "ms", "latency of one request", "6")
         f.add("http_stock_query_p50", queries.p(0.5), "ms",
-              f"GET /stock?sku= back to back while the writes run ({queries.completed:,} "
-              "queries)", "6")
+              f"GET /stock?sku= back to back to a query process (a second `ledger serve`) "
+              f"while the writes run ({queries.completed:,} queries)", "6")
         f.add("http_stock_query_p99", queries.p(0.99), "ms", "the same queries", "6")
+        f.add("http_stock_query_write_process_p50", same.p(0.5), "ms",
+              "context: GET /stock?sku= back to back to the process taking the writes, in "
+              f"the same window ({same.completed:,} queries)", "")
+        f.add("http_stock_query_write_process_p99", same.p(0.99), "ms",
+              "context: the same queries", "")
         say(f"http: {commands.rate:,.0f} requests/s, p50 {commands.p(0.5):.1f} ms, "
             f"p99 {commands.p(0.99):.1f} ms; GET /stock p50 {queries.p(0.5):.1f} ms, "
-            f"p99 {queries.p(0.99):.1f} ms")
+            f"p99 {queries.p(0.99):.1f} ms (to the writing process: p50 "
+            f"{same.p(0.5):.1f} ms, p99 {same.p(0.99):.1f} ms)")
         if "Traceback" in server.log_tail(20000):
             run.figures.note("ledger serve logged a traceback during the HTTP phase; see "
                              "the server log excerpt in the terminal output")
@@ -470,9 +485,13 @@ def methods(plan: Plan) -> list[str]:
         "`ledger project` worker process projecting while the commands arrive "
         "(BENCH_HTTP_PROJECTIONS=embedded and BENCH_HTTP_WORKERS=N measure the other "
         "layouts), on a primed store; 16 keep-alive clients (http.client) POST /receipts "
-        "and /dispatches; one more client issues `GET /stock?sku=` back to back "
-        "(http_stock_query). The server and the projection worker each run on a core of "
-        "their own (with one API worker; `--no-pin`: free); the clients and PostgreSQL "
+        "and /dispatches; one more client issues `GET /stock?sku=` back to back to a query "
+        "process, a second `ledger serve` with the same settings that takes no writes "
+        "(http_stock_query: queries served apart from the writes, as docs/operations.md "
+        "deploys them), and another to the writing process itself, in the same window "
+        "(http_stock_query_write_process, context). The writing server and the projection "
+        "worker each run on a core of their own, the query process on the projection "
+        "worker's (with one API worker; `--no-pin`: free); the clients and PostgreSQL "
         "share both.",
         f"**7 bulk_import**: a history of {plan.history_events:,} events is written as an "
         "export file by the ledger's own aggregates and mapper (the chain links computed "
