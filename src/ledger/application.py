@@ -246,7 +246,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         """Decide and save a batch of commands in one transaction; answer each (group commit).
 
         `checked`: the position the writer's cache was brought current at just before (see
-        `GroupCommitter._check`); else the first attempt checks, as every retry does."""
+        `GroupCommitter._run`); else the first attempt checks, as every retry does."""
         assert self.group_committer is not None
         cache = self.group_committer.cache
         live = batch

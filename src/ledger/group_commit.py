@@ -140,8 +140,16 @@ class GroupCommitter:
                 batch = [first]
             head = None
             if not stopping:
+                # The cache is brought current while the batch's window is open: the read's
+                # round trip is time the writer would otherwise spend asleep.
                 started = time.perf_counter()
-                head = self._check()
+                try:
+                    head = self.cache.check()
+                except Exception as error:  # as the batch's own check would: each answered
+                    for pending in batch:
+                        pending.answer(error=error)
+                    carried = []
+                    continue
                 stopping = self._fill(batch, time.perf_counter() - started)
             batch, carried = _one_per_key(batch)
             try:
@@ -150,15 +158,6 @@ class GroupCommitter:
                 for pending in batch:
                     if not pending.done.is_set():
                         pending.answer(error=error)
-
-    def _check(self) -> int | None:
-        """Bring the cache current (`AggregateCache.check`) while the batch's window is open:
-        the read's round trip is time the writer would otherwise spend asleep. None when it
-        fails: the batch then checks again itself, and answers with the error."""
-        try:
-            return self.cache.check()
-        except Exception:  # the same failure recurs in execute_batch, which answers it
-            return None
 
     def _fill(self, batch: list[Pending], spent: float = 0.0) -> bool:
         """Take what else is queued once the window (less `spent` of it already) has

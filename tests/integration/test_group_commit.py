@@ -23,7 +23,7 @@ from uuid import UUID
 import pytest
 from concurrency_support import retried
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger import documents
 from ledger.application import CommandResult, Ledger, _fingerprint, _lines
@@ -689,6 +689,29 @@ def test_the_writer_cache_follows_what_another_process_wrote(
     moved = ledger.transfer(Transfer(from_location=WH, to_location="WH-2", lines=(
         DispatchLine(FIFO, D("2")),)), OPERATOR)
     assert moved.lines[0]["to_quantity_on_hand_after"] == D("2")
+
+
+def test_a_check_that_fails_answers_its_batch_with_the_error_and_the_next_batch_runs(
+        ledger: BatchLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer reads the log (its cache check) before it fills a batch: when that read
+    fails, the batch's callers get the error, nothing is decided, and the writer goes on."""
+    ledger.receive(receipt(FIFO, "10"), OPERATOR)
+    cache = ledger.group_committer.cache  # type: ignore[union-attr]
+    check = cache.check
+    failures = [OperationalError("the database went away")]
+
+    def failing_once() -> int:
+        if failures:
+            raise failures.pop()
+        return check()
+
+    monkeypatch.setattr(cache, "check", failing_once)
+    batches_before = len(ledger.batches)
+    with pytest.raises(OperationalError, match="went away"):
+        ledger.dispatch(dispatch((FIFO, "4")), OPERATOR)
+    assert len(ledger.batches) == batches_before, "nothing was decided"
+    taken = ledger.dispatch(dispatch((FIFO, "4")), OPERATOR)
+    assert taken.lines[0]["quantity_on_hand_after"] == D("6")
 
 
 # Closing: every caller is answered.
