@@ -4,10 +4,11 @@
 and a literal formatted into SQL text), and psycopg renders a `Composed` again every time
 it is executed: each identifier escaped by libpq, the lock timeout dumped as a literal
 through the adapters. Every save executes four such statements (`SET LOCAL lock_timeout`,
-`LOCK TABLE`, `NOTIFY`, the `INSERT`); rendering them took about a tenth of the group-commit
-writer's CPU (py-spy, 16 clients; docs/operations.md). They never change once the recorder
-is built, so they are rendered once here, on one of the recorder's own connections, into
-the very bytes psycopg would send; the library's methods run unchanged around them.
+`LOCK TABLE`, `NOTIFY`, the `INSERT`); py-spy put about 6% of the group-commit writer's
+samples on rendering them under 16 clients (docs/architecture.md). They never change once
+the recorder is built, so they are rendered once here, on one of the recorder's own
+connections, into the very bytes psycopg would send; the library's methods run unchanged
+around them.
 """
 
 from __future__ import annotations
