@@ -98,6 +98,11 @@ def problem(status: int, code: str, detail: str, /, **facts: Any) -> JSONRespons
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def ledger_problem(error: errors.LedgerError) -> JSONResponse:
+    """A ledger refusal as problem+json: its status from the table, its code and facts."""
+    return problem(status_of(error), error.code, error.detail, **error.facts())
+
+
 def status_of(error: errors.LedgerError) -> int:
     for kind in type(error).__mro__:
         if kind in STATUS_BY_ERROR:
@@ -118,7 +123,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.LedgerError)
     async def ledger_error(_: Request, error: errors.LedgerError) -> JSONResponse:
-        return problem(status_of(error), error.code, error.detail, **error.facts())
+        return ledger_problem(error)
 
     @app.exception_handler(ApiProblem)
     async def api_problem(_: Request, error: ApiProblem) -> JSONResponse:

@@ -12,15 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 
 from starlette.concurrency import run_in_threadpool
 
 from ledger.application import CommandResult, Ledger, StockDocument
 from ledger.domain.context import CommandMeta
+from ledger.group_commit import Pending
 
 
 async def record(ledger: Ledger, document: StockDocument, meta: CommandMeta) -> CommandResult:
     """The document's result (or its error), once recorded."""
+    queued = enqueue(ledger, document, meta)
+    if queued is None:
+        return await run_in_threadpool(ledger.record, document, meta)
+    return await queued
+
+
+def enqueue(ledger: Ledger, document: StockDocument,
+            meta: CommandMeta) -> Awaitable[CommandResult] | None:
+    """The document queued for the group commit, as an awaitable of its result (or error);
+    None, with nothing queued, when it needs a database read first (`Ledger.enqueue`).
+    Raises, with nothing queued, when the document fails its own checks."""
     loop = asyncio.get_running_loop()
     answered: asyncio.Future[None] = loop.create_future()
 
@@ -29,8 +42,10 @@ async def record(ledger: Ledger, document: StockDocument, meta: CommandMeta) -> 
             loop.call_soon_threadsafe(_settle, answered)
 
     pending = ledger.enqueue(document, meta, wake)
-    if pending is None:
-        return await run_in_threadpool(ledger.record, document, meta)
+    return None if pending is None else _outcome(pending, answered)
+
+
+async def _outcome(pending: Pending, answered: asyncio.Future[None]) -> CommandResult:
     # Shielded: a client that goes away does not cancel the command, only our wait for it.
     await asyncio.shield(answered)
     return pending.outcome()

@@ -83,13 +83,20 @@ class BodyLimit:
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json_media_type(content_type: str) -> bool:
+    media_type = _media_type(content_type)
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def _check_media_type(content_type: str | None) -> None:
     """Bodies are JSON; a missing Content-Type is read as JSON too."""
-    if content_type is None:
+    if content_type is None or is_json_media_type(content_type):
         return
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == "application/json" or media_type.endswith("+json"):
-        return
+    media_type = _media_type(content_type)
     raise ApiProblem(415, "unsupported_media_type",
                      f"Send the body as JSON (Content-Type: application/json), not {media_type}.",
                      content_type=media_type)
