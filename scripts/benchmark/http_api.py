@@ -8,7 +8,8 @@ each with its own keep-alive connection (the standard library's http.client: a l
 generator that costs the shared cores as little as possible; httpx took 0.4 of the 2 cores
 for the same load). While they write, one more client asks `GET /stock?sku=` back to back of
 a query process (a second `ledger serve` that takes no writes, as operations deploys
-queries), and another of the writing process; their latencies are kept apart.
+queries), and another asks the writing process ten times a second, for context; their
+latencies are kept apart.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from benchmark.workload import (
 )
 
 API_KEY = "bench-operations-key"
+# The writing process is asked this often (context: operations route queries elsewhere).
+CONTEXT_QUERY_INTERVAL = 0.1
 STARTUP_SECONDS_MAX = 60
 
 
@@ -227,7 +230,7 @@ def run_load(base_url: str, clients: int, seconds: float,
     stop = threading.Event()
     begin = time.perf_counter() + 0.5  # once the writers are under way
     end = begin - 0.5 + seconds
-    readers = [_Reader(base_url, begin, end, stop, 99)]
+    readers = [_Reader(base_url, begin, end, stop, 99, CONTEXT_QUERY_INTERVAL)]
     if read_url is not None:
         readers.append(_Reader(read_url, begin, end, stop, 98))
     threads = [threading.Thread(target=reader.run, daemon=True) for reader in readers]
@@ -247,12 +250,17 @@ def run_load(base_url: str, clients: int, seconds: float,
 
 
 class _Reader:
-    """One client asking `GET /stock?sku=` back to back; latencies from `begin` to `end`."""
+    """One client asking `GET /stock?sku=`, back to back or every `interval` seconds;
+    latencies from `begin` to `end`.
+
+    With an interval each query is due at a fixed moment and its latency runs from that
+    moment, so a query sent late because the one before took long counts the wait too.
+    """
 
     def __init__(self, base_url: str, begin: float, end: float, stop: threading.Event,
-                 seed: int) -> None:
+                 seed: int, interval: float = 0.0) -> None:
         self.base_url, self.begin, self.end, self.stop = base_url, begin, end, stop
-        self.seed = seed
+        self.seed, self.interval = seed, interval
         self.latencies: list[float] = []
         self.errors: list[str] = []
 
@@ -261,24 +269,26 @@ class _Reader:
 
     def run(self) -> None:
         rng = random.Random(self.seed)
-        query_latencies, query_errors = self.latencies, self.errors
-        base_url, begin, end, stop = self.base_url, self.begin, self.end, self.stop
-        connection = Connection(base_url)
+        connection = Connection(self.base_url)
+        due = time.perf_counter()
         try:
-            while not stop.is_set():
-                started = time.perf_counter()
-                if started > end:
-                    return
-                try:
-                    status, _ = connection.request("GET", f"/stock?sku={rng.choice(SKUS)}")
-                except (OSError, http.client.HTTPException) as error:
-                    query_errors.append(type(error).__name__)
-                    connection.close()
-                    continue
-                if status == 200:
-                    if started >= begin:
-                        query_latencies.append(time.perf_counter() - started)
-                else:
-                    query_errors.append(f"HTTP {status}")
+            while not self.stop.is_set() and due <= self.end:
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                self._ask(connection, rng.choice(SKUS), due)
+                due = due + self.interval if self.interval else time.perf_counter()
         finally:
             connection.close()
+
+    def _ask(self, connection: Connection, sku: str, due: float) -> None:
+        try:
+            status, _ = connection.request("GET", f"/stock?sku={sku}")
+        except (OSError, http.client.HTTPException) as error:
+            self.errors.append(type(error).__name__)
+            connection.close()
+            return
+        if status != 200:
+            self.errors.append(f"HTTP {status}")
+        elif due >= self.begin:
+            self.latencies.append(time.perf_counter() - due)

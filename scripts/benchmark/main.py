@@ -300,8 +300,8 @@ def phase_http(run: Run) -> None:
               f"while the writes run ({queries.completed:,} queries)", "6")
         f.add("http_stock_query_p99", queries.p(0.99), "ms", "the same queries", "6")
         f.add("http_stock_query_write_process_p50", same.p(0.5), "ms",
-              "context: GET /stock?sku= back to back to the process taking the writes, in "
-              f"the same window ({same.completed:,} queries)", "")
+              "context: GET /stock?sku= ten times a second to the process taking the "
+              f"writes, in the same window ({same.completed:,} queries)", "")
         f.add("http_stock_query_write_process_p99", same.p(0.99), "ms",
               "context: the same queries", "")
         say(f"http: {commands.rate:,.0f} requests/s, p50 {commands.p(0.5):.1f} ms, "
@@ -488,8 +488,10 @@ def methods(plan: Plan) -> list[str]:
         "and /dispatches; one more client issues `GET /stock?sku=` back to back to a query "
         "process, a second `ledger serve` with the same settings that takes no writes "
         "(http_stock_query: queries served apart from the writes, as docs/operations.md "
-        "deploys them), and another to the writing process itself, in the same window "
-        "(http_stock_query_write_process, context). The writing server and the projection "
+        "deploys them), and another asks the writing process itself ten times a second "
+        "in the same window, each latency counted from the moment the query was due "
+        "(http_stock_query_write_process, context; a back-to-back reader there took "
+        "CPU from the writes it shares a process with). The writing server and the projection "
         "worker each run on a core of their own, the query process on the projection "
         "worker's (with one API worker; `--no-pin`: free); the clients and PostgreSQL "
         "share both.",

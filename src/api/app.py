@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import fast_commands, fast_stock, problems
 from api.auth import KeyRing
-from api.fast_commands import CommandFastPath
+from api.fast_path import FastPath
 from api.requests import BodyLimit
 from api.routers import (
     alerts,
@@ -84,9 +84,10 @@ def create_app(settings: Settings | None = None, *, server: bool = False) -> Fas
     app.state.keys = keys
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.request_body_bytes_max)
-    # Outermost of ours: the ordinary stock document is answered before BodyLimit and the
-    # routing; everything else is handed on to them (api.fast_commands).
-    app.add_middleware(CommandFastPath, limit=settings.request_body_bytes_max)
+    # Outermost of ours: the ordinary stock document and stock query are answered before
+    # BodyLimit and the routing; everything else is handed on to them (api.fast_path).
+    app.add_middleware(FastPath, body_limit=settings.request_body_bytes_max,
+                       routes={**fast_commands.ROUTES, **fast_stock.ROUTES})
     # Requests are matched against the routes in this order, one by one: the busiest routes
     # (stock documents, stock queries) come first. No two routers' paths overlap, so the
     # order changes nothing else (only the order of the OpenAPI document's paths).

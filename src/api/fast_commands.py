@@ -1,38 +1,32 @@
-"""Stock documents answered below FastAPI's routing: same checks, same document, same answer.
+"""Stock documents on the fast path (api.fast_path): `POST /receipts`, `/dispatches`,
+`/transfers` and `/adjustments`.
 
-`POST /receipts`, `/dispatches`, `/transfers` and `/adjustments` are most of a ledger's
-writes. FastAPI answers each through a dozen layers of middleware, routing, dependency
-solving and response validation, which cost the event loop about as much CPU as the
-group-commit writer spends deciding and saving the command (docs/architecture.md, "Where
-an API request's time goes"). This middleware answers the ordinary request itself:
+Answered here, the ordinary request:
 
-- a known operator's key (`Authorization: Bearer`, a role that may record movements);
+- a key whose role may record stock movements (`Authorization: Bearer`);
 - a JSON body (or no Content-Type) whose declared length is within the limit;
 - no `Idempotency-Key` and no `effective_at` (those need a database read before queueing:
   `Ledger.enqueue`);
 - a body that parses (numbers as Decimal) and validates against the route's model.
 
-It parses, validates and builds the document with the code the endpoints use
+It parses, validates and builds the document as the endpoint does
 (`api.routers.documents`), queues it for the group commit, and answers with the
-endpoint's response (the same model, serialised the same way) or, when the ledger refuses
-it, the same problem+json. Anything else — every error of the request itself, every
-unusual header — is handed on untouched to FastAPI (its body replayed), whose answer is
-therefore the answer: nothing is decided twice, and no refusal is worded twice.
+endpoint's response or, when the ledger refuses it, the same problem+json. Anything else
+is handed on to FastAPI with its body replayed, before anything was queued.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from api.auth import OPERATE, KeyRing, Principal
+from api.auth import OPERATE
+from api.fast_path import Handler, Onward, caller, first_headers, json_response, replaying
 from api.problems import ledger_problem
 from api.recording import enqueue
 from api.requests import is_json_media_type
@@ -43,44 +37,20 @@ from ledger.application import CommandResult, StockDocument
 from ledger.domain.context import CommandMeta
 from ledger.random_ids import new_id
 
-
-@dataclass(frozen=True)
-class _Route:
-    model: type[BaseModel]
-    document: Callable[[Any], StockDocument]
-
-
-ROUTES = {
-    "/receipts": _Route(ReceiptIn, documents.receipt_document),
-    "/dispatches": _Route(DispatchIn, documents.dispatch_document),
-    "/transfers": _Route(TransferIn, documents.transfer_document),
-    "/adjustments": _Route(AdjustmentIn, documents.count_document),
-}
 CORRELATION_ID_LENGTH_MAX = 200
 
 
-class CommandFastPath:
-    """ASGI middleware: answers the ordinary stock-document request; hands on the rest."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = (ROUTES.get(scope["path"])
-                 if scope["type"] == "http" and scope["method"] == "POST" else None)
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-        headers = _first_headers(scope["headers"])
-        meta = self._meta(scope, headers)
-        if meta is None or not self._within_limit(headers):
-            await self.app(scope, receive, send)
+def _route(model: type[BaseModel], document: Callable[[Any], StockDocument]) -> Handler:
+    async def handle(onward: Onward, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = first_headers(scope)
+        meta = _meta(scope, headers)
+        if meta is None or not _within(headers, onward.body_limit):
+            await onward.app(scope, receive, send)
             return
         messages, body = await _read_body(receive)
-        queued = _queue(scope, route, body, meta) if body is not None else None
+        queued = None if body is None else _queue(scope, model, document, body, meta)
         if queued is None:
-            await self.app(scope, _replaying(messages, receive), send)
+            await onward.app(scope, replaying(messages, receive), send)
             return
         try:
             result = await queued
@@ -89,43 +59,35 @@ class CommandFastPath:
             return
         await _created(result)(scope, receive, send)
 
-    def _meta(self, scope: Scope, headers: dict[bytes, bytes]) -> CommandMeta | None:
-        """The command's metadata when the caller may record it and nothing needs a read."""
-        if b"idempotency-key" in headers:
-            return None
-        content_type = headers.get(b"content-type")
-        if content_type is not None and not is_json_media_type(content_type.decode("latin-1")):
-            return None
-        principal = _operator(scope, headers.get(b"authorization"))
-        if principal is None:
-            return None
-        correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1")
-        return CommandMeta(principal.actor, None,
-                           correlation_id[:CORRELATION_ID_LENGTH_MAX] or str(new_id()))
-
-    def _within_limit(self, headers: dict[bytes, bytes]) -> bool:
-        declared = headers.get(b"content-length", b"")
-        return declared.isdigit() and int(declared) <= self.limit
+    return handle
 
 
-def _first_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    """Each header's first value, as Starlette's `Headers.get` reads it."""
-    found: dict[bytes, bytes] = {}
-    for name, value in raw:
-        found.setdefault(name, value)
-    return found
+ROUTES = {
+    ("POST", "/receipts"): _route(ReceiptIn, documents.receipt_document),
+    ("POST", "/dispatches"): _route(DispatchIn, documents.dispatch_document),
+    ("POST", "/transfers"): _route(TransferIn, documents.transfer_document),
+    ("POST", "/adjustments"): _route(AdjustmentIn, documents.count_document),
+}
 
 
-def _operator(scope: Scope, authorization: bytes | None) -> Principal | None:
-    """The caller, when its key is valid and its role may record stock movements."""
-    if authorization is None:
+def _meta(scope: Scope, headers: dict[bytes, bytes]) -> CommandMeta | None:
+    """The command's metadata when the caller may record it and nothing needs a read."""
+    if b"idempotency-key" in headers:
         return None
-    scheme, _, presented = authorization.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    content_type = headers.get(b"content-type")
+    if content_type is not None and not is_json_media_type(content_type.decode("latin-1")):
         return None
-    keys: KeyRing = scope["app"].state.keys
-    principal = keys.authenticate(presented.strip())
-    return principal if principal is not None and principal.role in OPERATE else None
+    principal = caller(scope, headers)
+    if principal is None or principal.role not in OPERATE:
+        return None
+    correlation_id = headers.get(b"x-correlation-id", b"").decode("latin-1")
+    return CommandMeta(principal.actor, None,
+                       correlation_id[:CORRELATION_ID_LENGTH_MAX] or str(new_id()))
+
+
+def _within(headers: dict[bytes, bytes], limit: int) -> bool:
+    declared = headers.get(b"content-length", b"")
+    return declared.isdigit() and int(declared) <= limit
 
 
 async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
@@ -142,32 +104,22 @@ async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
             return messages, b"".join(chunks)
 
 
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
-    """A `receive` that gives the messages already read again, then the client's."""
-    queue = list(messages)
-
-    async def replay() -> Message:
-        return queue.pop(0) if queue else await receive()
-
-    return replay
-
-
-def _queue(scope: Scope, route: _Route, body: bytes, meta: CommandMeta):  # type: ignore[no-untyped-def]
+def _queue(scope: Scope, model: type[BaseModel], document: Callable[[Any], StockDocument],
+           body: bytes, meta: CommandMeta) -> Awaitable[CommandResult] | None:
     """The document queued for the group commit; None, with nothing queued, when FastAPI
     must answer: a body that does not parse or validate, a document the ledger refuses
     before queueing, or one that needs a read first."""
     try:
         data = json.loads(body, parse_float=Decimal, parse_int=Decimal)
-        document = route.document(route.model.model_validate(data))
-        return enqueue(scope["app"].state.ledger, document, meta)
+        return enqueue(scope["app"].state.ledger, document(model.model_validate(data)), meta)
     except (ValueError, RecursionError, ValidationError, errors.LedgerError):
         return None
 
 
-def _created(result: CommandResult) -> Response:
+def _created(result: CommandResult):  # type: ignore[no-untyped-def]
     """The endpoints' answer: 201 with the document, as FastAPI serialises `CommandOut`."""
-    response = Response(documents.command_out(result).model_dump_json(exclude_none=True),
-                        status_code=201, media_type="application/json")
+    response = json_response(
+        documents.command_out(result).model_dump_json(exclude_none=True), 201)
     if result.replayed:
         response.headers[documents.REPLAYED_HEADER] = "true"
     return response

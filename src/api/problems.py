@@ -103,6 +103,12 @@ def ledger_problem(error: errors.LedgerError) -> JSONResponse:
     return problem(status_of(error), error.code, error.detail, **error.facts())
 
 
+def lag_problem(error: ProjectionLag) -> JSONResponse:
+    """The read models did not reach a query's `min_position` in time."""
+    return problem(503, error.code, str(error), min_position=error.position,
+                   waited_seconds=error.timeout)
+
+
 def status_of(error: errors.LedgerError) -> int:
     for kind in type(error).__mro__:
         if kind in STATUS_BY_ERROR:
@@ -141,8 +147,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ProjectionLag)
     async def projection_lag(_: Request, error: ProjectionLag) -> JSONResponse:
-        return problem(503, error.code, str(error), min_position=error.position,
-                       waited_seconds=error.timeout)
+        return lag_problem(error)
 
     @app.exception_handler(ConfigurationError)
     async def configuration_error(_: Request, error: ConfigurationError) -> JSONResponse:

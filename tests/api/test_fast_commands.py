@@ -34,7 +34,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.deps import get_command_meta
-from api.fast_commands import CommandFastPath
+from api.fast_path import FastPath
 from api.problems import ApiProblem
 from ledger.config import Settings
 
@@ -45,7 +45,7 @@ def _app(database_url: str, fast: bool) -> FastAPI:
     app = create_app(Settings(database_url=database_url, api_keys=API_KEYS,
                               request_body_bytes_max=BODY_LIMIT))
     if not fast:  # the stack is built at the first request: removing it now is enough
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not CommandFastPath]
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not FastPath]
     return app
 
 

@@ -17,6 +17,8 @@ from ledger.application import Ledger
 from ledger.errors import UnknownItem
 from projections import queries
 from projections.encoding import money_of, quantity_of, unit_cost_of
+from projections.service import ReadModels
+from projections.state import State
 
 router = APIRouter(route_class=LedgerRoute, tags=["stock"])
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)]
@@ -59,22 +61,36 @@ def get_stock(request: Request, read_models: ReadModelsDep, _: Reader,
               min_position: MinPosition = 0, limit: Limit = 50,
               cursor: Cursor = None) -> StockPage:
     """Stock per SKU and location; with `as_of`, on-hand and value at that effective moment."""
-    after = cursors.decode(cursor, (str, str))
+    after = _pair(cursors.decode(cursor, (str, str)))
     check_instant(as_of, "as_of")
-    names = ["stock_levels", "stock_card"] if as_of else ["stock_levels"]
+    if as_of is None:
+        return current_stock(read_models, sku=sku, location=location, after=after,
+                             limit=limit, min_position=min_position,
+                             wait=wait_seconds(request))
     levels = read_models.by_name["stock_levels"]
-    with read_models.reading(names, min_position,
+    with read_models.reading(["stock_levels", "stock_card"], min_position,
                              wait_seconds(request)) as (connection, states):
-        if as_of is None:
-            page = queries.stock(connection, levels, states["stock_levels"].generation, sku=sku,
-                                 location=location, after=_pair(after), limit=limit)
-            items = [_level_out(row) for row in page.rows]
-        else:
-            page = queries.stock_as_of(
-                connection, levels, states["stock_levels"].generation,
-                read_models.by_name["stock_card"], states["stock_card"].generation,
-                moment=as_of, sku=sku, location=location, after=_pair(after), limit=limit)
-            items = [_as_of_out(row) for row in page.rows]
+        page = queries.stock_as_of(
+            connection, levels, states["stock_levels"].generation,
+            read_models.by_name["stock_card"], states["stock_card"].generation,
+            moment=as_of, sku=sku, location=location, after=after, limit=limit)
+    return _stock_page([_as_of_out(row) for row in page.rows], page, states)
+
+
+def current_stock(read_models: ReadModels, *, sku: str | None, location: str | None,
+                  after: tuple[str, str] | None, limit: int, min_position: int,
+                  wait: float) -> StockPage:
+    """A page of current stock once the levels reached `min_position` (GET /stock's work,
+    also done by api.fast_stock)."""
+    levels = read_models.by_name["stock_levels"]
+    with read_models.reading(["stock_levels"], min_position, wait) as (connection, states):
+        page = queries.stock(connection, levels, states["stock_levels"].generation, sku=sku,
+                             location=location, after=after, limit=limit)
+    return _stock_page([_level_out(row) for row in page.rows], page, states)
+
+
+def _stock_page(items: list[StockOut], page: queries.Page,
+                states: dict[str, State]) -> StockPage:
     next_cursor = None
     if page.has_more and page.last is not None:
         next_cursor = cursors.encode([page.last["sku"], page.last["location"]])
