@@ -17,9 +17,7 @@ is handed on to FastAPI with its body replayed, before anything was queued.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -29,7 +27,7 @@ from api.auth import OPERATE
 from api.fast_path import Handler, Onward, caller, first_headers, json_response, replaying
 from api.problems import ledger_problem
 from api.recording import enqueue
-from api.requests import is_json_media_type
+from api.requests import decimal_json, is_json_media_type
 from api.routers import documents
 from api.schemas import AdjustmentIn, DispatchIn, ReceiptIn, TransferIn
 from ledger import errors
@@ -110,7 +108,7 @@ def _queue(scope: Scope, model: type[BaseModel], document: Callable[[Any], Stock
     must answer: a body that does not parse or validate, a document the ledger refuses
     before queueing, or one that needs a read first."""
     try:
-        data = json.loads(body, parse_float=Decimal, parse_int=Decimal)
+        data = decimal_json(body)
         return enqueue(scope["app"].state.ledger, document(model.model_validate(data)), meta)
     except (ValueError, RecursionError, ValidationError, errors.LedgerError):
         return None

@@ -14,6 +14,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import KeyRing, Principal
 from api.problems import ApiProblem, problem
 
+# One decoder for every body (json.loads with hooks would build a new one per call).
+_DECIMAL_JSON = json.JSONDecoder(parse_float=Decimal, parse_int=Decimal)
+
+
+def decimal_json(body: bytes) -> Any:
+    """A JSON body with its numbers as Decimal, decoded as `json.loads` decodes bytes."""
+    return _DECIMAL_JSON.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+
 
 class LedgerRequest(Request):
     """A request whose body may not exceed the app's limit and whose numbers are decimals."""
@@ -22,7 +30,7 @@ class LedgerRequest(Request):
         if not hasattr(self, "_json"):
             body = await self.body()
             try:
-                self._json = json.loads(body, parse_float=Decimal, parse_int=Decimal)
+                self._json = decimal_json(body)
             except json.JSONDecodeError:
                 raise
             except (UnicodeDecodeError, RecursionError, ValueError) as error:

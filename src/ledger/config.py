@@ -44,6 +44,7 @@ class Settings:
     group_commit_batch_max: int = 256
     group_commit_window_ms: float = 0.5  # a duration, not money: float-ok
     command_attempts_max: int = 32
+    telemetry: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +68,7 @@ class Settings:
                                                        24 * 60 * 60)),
             create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",
                                                                                   "no"),
+            telemetry=env.get("LEDGER_TELEMETRY", "off").lower() in ("1", "on", "true", "yes"),
         )
 
 
