@@ -125,5 +125,8 @@ def _postgres(url: str) -> ReadDatabase:
     # Readers run each statement on its own, as READ COMMITTED would anyway: no BEGIN and
     # no ROLLBACK around a query, two round trips fewer for every read request (a reader
     # that needs one snapshot asks for REPEATABLE READ on its connection, as finance does).
-    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    # A pool of their own, in autocommit from the start: not switched to it and back at
+    # every checkout, as an engine sharing the writers' pool would be.
+    reader = create_engine(plain, pool_size=8, max_overflow=8, pool_pre_ping=True,
+                           connect_args=connect_args, isolation_level="AUTOCOMMIT")
     return ReadDatabase(engine, reader, "postgresql", schema=schema, place=place(url))
