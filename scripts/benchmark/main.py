@@ -273,7 +273,7 @@ def phase_http(run: Run) -> None:
         finally:
             if projector is not None:
                 http_api.stop_projector(projector)
-        _cpu(run, "http", usage, "the benchmark process (the 17 http.client clients)")
+        _cpu(run, "http", usage, "the benchmark process (the 18 HTTP clients)")
         deployed = (f"`ledger serve --workers {workers}`, LEDGER_PROJECTIONS={mode}"
                     + (" with one `ledger project` worker" if projector else ""))
         if usage is not None:
@@ -484,15 +484,16 @@ def methods(plan: Plan) -> list[str]:
         "docs/operations.md's production layout: LEDGER_PROJECTIONS=external with one "
         "`ledger project` worker process projecting while the commands arrive "
         "(BENCH_HTTP_PROJECTIONS=embedded and BENCH_HTTP_WORKERS=N measure the other "
-        "layouts), on a primed store; 16 keep-alive clients (http.client) POST /receipts "
-        "and /dispatches; one more client issues `GET /stock?sku=` back to back to a query "
+        "layouts), on a primed store; 16 keep-alive clients (raw sockets: "
+        "benchmark.http_api.Connection, cheaper than http.client) POST /receipts and "
+        "/dispatches; one more client issues `GET /stock?sku=` back to back to a query "
         "process, a second `ledger serve` with the same settings that takes no writes "
         "(http_stock_query: queries served apart from the writes, as docs/operations.md "
         "deploys them), and another asks the writing process itself ten times a second "
         "in the same window, each latency counted from the moment the query was due "
         "(http_stock_query_write_process, context; a back-to-back reader there took "
-        "CPU from the writes it shares a process with). The writing server and the projection "
-        "worker each run on a core of their own, the query process on the projection "
+        "CPU from the writes it shares a process with). The writing server and the "
+        "projection worker each run on a core of their own, the query process on the projection "
         "worker's (with one API worker; `--no-pin`: free); the clients and PostgreSQL "
         "share both.",
         f"**7 bulk_import**: a history of {plan.history_events:,} events is written as an "
