@@ -20,12 +20,11 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    insert,
     select,
 )
 
 from ledger.chain import GENESIS, Record, next_link
-from projections.base import Envelope, Projection, Row
+from projections.base import Envelope, Projection, Row, copy_rows
 from projections.bulk import AppendFold
 from projections.encoding import instant
 
@@ -59,7 +58,7 @@ class AuditLogProjection(Projection):
         previous = connection.execute(
             select(table.c.link).order_by(table.c.position.desc()).limit(1)).scalar()
         rows, _ = chained_rows(envelopes, previous or GENESIS)
-        connection.execute(insert(table), rows)
+        copy_rows(connection, table, rows)
 
     def bulk_fold(self) -> AuditFold:
         return AuditFold()

@@ -16,7 +16,20 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import Mapper, Notification
-from sqlalchemy import Connection, MetaData, Table, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 Row = dict[str, Any]
 KEY_CHUNK = 500
@@ -123,17 +136,28 @@ def load_rows(connection: Connection, table: Table,
     found: dict[tuple[Hashable, ...], Row] = {}
     for start in range(0, len(keys), KEY_CHUNK):
         chunk = keys[start:start + KEY_CHUNK]
-        condition = tuple_(*columns).in_(chunk) if len(columns) > 1 else columns[0].in_(
-            [key[0] for key in chunk])
-        for row in connection.execute(select(table).where(condition)).mappings():
+        statement = select(table).where(_among(connection, columns, chunk))
+        for row in connection.execute(statement, _key_arrays(columns, chunk)).mappings():
             found[tuple(row[column.name] for column in columns)] = dict(row)
     return found
 
 
 def write_rows(connection: Connection, table: Table, existing: Iterable[tuple[Hashable, ...]],
                rows: dict[tuple[Hashable, ...], Row]) -> None:
-    """Update the rows that existed and insert the new ones."""
+    """Update the rows that existed and insert the new ones.
+
+    On PostgreSQL the rows that existed are deleted and every row is copied in (`COPY`):
+    two statements a page, where one UPDATE per row cost several times the fold itself.
+    """
     stored = set(existing)
+    if connection.dialect.name == "postgresql":
+        if stored:
+            columns = _key_columns(table)
+            keys = list(stored)
+            connection.execute(delete(table).where(_among(connection, columns, keys)),
+                               _key_arrays(columns, keys))
+        copy_rows(connection, table, list(rows.values()))
+        return
     updates = [row for key, row in rows.items() if key in stored]
     inserts = [row for key, row in rows.items() if key not in stored]
     if inserts:
@@ -148,3 +172,51 @@ def write_rows(connection: Connection, table: Table, existing: Iterable[tuple[Ha
             {**row, **{f"key_{column.name}": row[column.name] for column in columns}}
             for row in updates
         ])
+
+
+def _among(connection: Connection, columns: list[Any],
+           keys: Sequence[tuple[Hashable, ...]]) -> Any:
+    """A condition: the row's key is one of `keys`.
+
+    On PostgreSQL the keys travel as one array per key column (`_key_arrays`), joined by
+    `unnest`: the statement is the same whatever the number of keys, so SQLAlchemy,
+    psycopg and the server each prepare it once. Elsewhere, an IN list of the keys.
+    """
+    if connection.dialect.name == "postgresql":
+        given = func.unnest(*(bindparam(f"keys_{column.name}", type_=ARRAY(column.type))
+                              for column in columns)).table_valued(
+            *(column.name for column in columns)).render_derived()
+        return tuple_(*columns).in_(select(*given.c))
+    if len(columns) > 1:
+        return tuple_(*columns).in_(keys)
+    return columns[0].in_([key[0] for key in keys])
+
+
+def _key_arrays(columns: list[Any], keys: Sequence[tuple[Hashable, ...]]) -> dict[str, Any]:
+    """The bind parameters of `_among` on PostgreSQL (none are used elsewhere)."""
+    return {f"keys_{column.name}": [key[n] for key in keys]
+            for n, column in enumerate(columns)}
+
+
+def copy_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None:
+    """Insert rows into a table, set-based: PostgreSQL's COPY, elsewhere one multi-row
+    INSERT (the rows are new: a rebuild's fresh tables, an append-only projection's page,
+    a keyed page's rows once the old ones are deleted)."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), list(rows))
+        return
+    columns = [column.name for column in table.columns]
+    driver = connection.connection.driver_connection
+    assert driver is not None, "a PostgreSQL connection has its psycopg connection"
+    statement = f"COPY {_quoted(table.name)} ({', '.join(map(_quoted, columns))}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        write = copy.write_row
+        for row in rows:
+            write([row[name] for name in columns])
+
+
+def _quoted(name: str) -> str:
+    assert name.replace("_", "").isalnum(), f"not a plain identifier: {name!r}"
+    return f'"{name}"'

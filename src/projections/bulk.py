@@ -13,9 +13,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table
 
-from projections.base import Envelope, KeyedProjection, Projection, Row
+from projections.base import Envelope, KeyedProjection, Projection, Row, copy_rows
 
 RowsOf = Callable[[Sequence[Envelope]], list[Row]]
 
@@ -92,26 +92,3 @@ def fold_for(projection: Projection) -> BulkFold:
     if isinstance(projection, KeyedProjection):
         return KeyedFold(projection)
     return PageFold(projection)
-
-
-def copy_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None:
-    """Insert rows into an empty or append-only table, set-based."""
-    if not rows:
-        return
-    if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), list(rows))
-        return
-    columns = [column.name for column in table.columns]
-    driver = connection.connection.driver_connection
-    assert driver is not None, "a PostgreSQL connection has its psycopg connection"
-    statement = f"COPY {_quoted(table.name)} ({', '.join(map(_quoted, columns))}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        write = copy.write_row
-        for row in rows:
-            write([row[name] for name in columns])
-
-
-def _quoted(name: str) -> str:
-    assert name.replace("_", "").isalnum(), f"not a plain identifier: {name!r}"
-    return f'"{name}"'
-

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, Table, Text, insert
+from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, Table, Text
 
 from ledger.domain.identity import event_id
 from ledger.posting import POSTING_TOPICS, entry
-from projections.base import Envelope, Projection, Row
+from projections.base import Envelope, Projection, Row, copy_rows
 from projections.bulk import AppendFold
 from projections.encoding import e2, e3, instant
 
@@ -51,7 +51,7 @@ class JournalProjection(Projection):
                    envelopes: Sequence[Envelope]) -> None:
         rows = page_rows(envelopes)
         if rows:
-            connection.execute(insert(tables["journal"]), rows)
+            copy_rows(connection, tables["journal"], rows)
 
     def bulk_fold(self) -> AppendFold:
         return AppendFold("journal", page_rows)

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, Table, Text, insert
+from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, Table, Text
 
 from ledger.domain.stock_bin import StockBin
-from projections.base import Envelope, Projection, Row
+from projections.base import Envelope, Projection, Row, copy_rows
 from projections.bulk import AppendFold
 from projections.encoding import e2, e3, e6, instant
 from projections.stock_levels import MOVEMENT_TOPICS
@@ -69,7 +69,7 @@ class StockCardProjection(Projection):
     def apply_page(self, connection: Connection, tables: dict[str, Table],
                    envelopes: Sequence[Envelope]) -> None:
         if envelopes:
-            connection.execute(insert(tables["stock_card"]), card_rows(envelopes))
+            copy_rows(connection, tables["stock_card"], card_rows(envelopes))
 
     def bulk_fold(self) -> AppendFold:
         return AppendFold("stock_card", card_rows)
