@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from api.auth import OPERATE
@@ -114,7 +115,7 @@ def _queue(scope: Scope, model: type[BaseModel], document: Callable[[Any], Stock
         return None
 
 
-def _created(result: CommandResult):  # type: ignore[no-untyped-def]
+def _created(result: CommandResult) -> Response:
     """The endpoints' answer: 201 with the document, as FastAPI serialises `CommandOut`."""
     response = json_response(
         documents.command_out(result).model_dump_json(exclude_none=True), 201)

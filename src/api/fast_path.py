@@ -4,14 +4,16 @@ A handful of routes carry most of a ledger's traffic: the stock documents
 (`api.fast_commands`) and the current-stock query (`api.fast_stock`). FastAPI answers each
 request through a dozen layers of middleware, routing, dependency solving, parameter
 validation and response validation; for these routes that machinery costs more CPU than
-the work itself (docs/architecture.md, "Where an API request's time goes").
+the work itself (docs/architecture.md, "The busiest requests are answered below FastAPI's
+routing").
 
 `FastPath` hands each such request to its handler, which answers the ordinary request
 itself with the code the endpoint uses (the same model, the same query, the same
 serialisation) and hands everything else on, untouched, to FastAPI: every malformed or
 unusual request, every refusal of the request itself. So every error is worded once, by
 the endpoint, and the fast path never answers what the endpoint would answer differently
-(tests/api/test_fast_path_*.py send every kind of request to the app with and without it).
+(tests/api/test_fast_commands.py and test_fast_stock.py send every kind of request to the
+app with and without it).
 """
 
 from __future__ import annotations
