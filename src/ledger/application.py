@@ -70,8 +70,10 @@ from ledger.group_commit import (
     Pending,
     decide_batch,
     save_batch,
+    write_batch,
 )
 from ledger.period_close import PeriodClose
+from ledger.pg_batch_write import BatchWriter
 from ledger.pg_rows import use_fast_rows
 from ledger.pg_statements import render_statements
 from ledger.purchase_orders import PurchaseOrders
@@ -119,6 +121,8 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         super().__init__(env)
         use_fast_rows(self.recorder)  # PostgreSQL: the faster stored-event dumper
         render_statements(self.recorder)  # PostgreSQL: its insert statements rendered once
+        # PostgreSQL: a group-commit batch checked and saved in one round trip.
+        self.batch_writer = BatchWriter.for_recorder(self.recorder)
         self.attempts_max = attempts_max
         self.over_receipt_tolerance = over_receipt_tolerance
         self.duplicate_order_window = duplicate_order_window
@@ -253,19 +257,28 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         for _ in range(BATCH_ATTEMPTS_MAX):
             if not live:
                 return
-            head = cache.check() if checked is None else checked
+            checked_at_save = cache.checked_at_save()
+            head = 0
+            if not checked_at_save:
+                head = cache.check() if checked is None else checked
             checked = None
             workspace = Workspace(cache.load, datetime.now(UTC))
             try:
                 decided = decide_batch(self, live, workspace, lambda pending: _context(
                     pending.command, pending.meta, pending.document_id))
-                positions, span = save_batch(self, workspace, decided)
+                if checked_at_save:
+                    saved = write_batch(self, workspace, decided, cache)
+                    if saved is None:
+                        continue  # others changed what it read: decide again, brought forward
+                    positions = saved
+                else:
+                    positions, span = save_batch(self, workspace, decided)
+                    cache.saved(head, span, workspace.aggregates())
             except (StaleRead, IntegrityError):
                 # Another process got there first: decide again on fresh state.
                 cache.clear()
                 live = [pending for pending in live if not self._answered_by_replay(pending)]
                 continue
-            cache.saved(head, span, workspace.aggregates())
             for pending in live:
                 if pending.body is not None:
                     pending.answer(CommandResult(
@@ -342,6 +355,32 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def save_checked(self, aggregates: list[Any], order: Callable[[Any], Any], position: int,
+                     looked_up: list[UUID], limit: int,
+                     ) -> tuple[list[Notification], list[Recording[UUID]] | None]:
+        """Like `save_in_order`, unless another writer stored an event of an aggregate in
+        `looked_up` after `position` (then nothing is saved: the recordings are None), in
+        one round trip (`pg_batch_write`); with the events others stored after `position`
+        (at most `limit`)."""
+        assert self.batch_writer is not None, "PostgreSQL only"
+        processing = ProcessingEvent[UUID]()
+        for aggregate in aggregates:
+            processing.events.extend(aggregate.collect_events())
+            processing.aggregates[aggregate.id] = aggregate
+        processing.events.sort(key=order)
+        stored = [self.mapper.to_stored_event(event) for event in processing.events]
+        written = self.batch_writer.write(stored, position, looked_up, limit)
+        if written.positions is None:
+            return written.foreign, None
+        recordings = [Recording(event, Notification(
+            id=at, originator_id=row.originator_id, originator_version=row.originator_version,
+            topic=row.topic, state=row.state))
+            for event, row, at in zip(processing.events, stored, written.positions,
+                                      strict=True)]
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return written.foreign, recordings
 
     def _save_position(self, *aggregates: Any) -> int:
         if not aggregates:

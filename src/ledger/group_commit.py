@@ -141,10 +141,11 @@ class GroupCommitter:
             head = None
             if not stopping:
                 # The cache is brought current while the batch's window is open: the read's
-                # round trip is time the writer would otherwise spend asleep.
+                # round trip is time the writer would otherwise spend asleep. (On PostgreSQL
+                # the save itself checks, once the cache's position is known.)
                 started = time.perf_counter()
                 try:
-                    head = self.cache.check()
+                    head = None if self.cache.checked_at_save() else self.cache.check()
                 except Exception as error:  # as the batch's own check would: each answered
                     for pending in batch:
                         pending.answer(error=error)
@@ -262,6 +263,44 @@ def save_batch(ledger: Ledger, workspace: Workspace,
                                      default=last) for pending in decided}, (first, last)
 
 
+def write_batch(ledger: Ledger, workspace: Workspace, decided: list[Pending],
+                cache: AggregateCache) -> dict[UUID, int] | None:
+    """`save_batch` with the cache's check in the same round trip (PostgreSQL,
+    `pg_batch_write`): the position of each decided command (by document id); None when
+    another writer changed an aggregate the batch looked up since the cache was current
+    (nothing was saved, and the cache has been brought forward: decide again).
+
+    Raises IntegrityError when a version was taken all the same (nothing is saved)."""
+    position = cache.position
+    assert position is not None, "the cache's position is known"
+    looked_up = workspace.looked_up()
+    changed = workspace.changed()
+    if not changed:
+        foreign = ledger.batch_writer.read_after(position, FOREIGN_MAX + 1)  # type: ignore[union-attr]
+        cache.follow(foreign)
+        if cache.position is None or _touches(foreign, looked_up):
+            return None
+        return {pending.document_id: cache.position for pending in decided}
+    order = {event: (index, sequence) for index, pending in enumerate(decided)
+             for sequence, event in enumerate(pending.events)}
+    foreign, recordings = ledger.save_checked(changed, lambda event: order[
+        (event.originator_id, event.originator_version)], position, looked_up, FOREIGN_MAX + 1)
+    cache.follow(foreign)
+    if recordings is None:
+        return None
+    positions = {(r.domain_event.originator_id, r.domain_event.originator_version):
+                 r.notification.id for r in recordings}
+    last = max(positions.values())
+    cache.saved_at(last, workspace.aggregates())
+    return {pending.document_id: max((positions[event] for event in pending.events),
+                                     default=last) for pending in decided}
+
+
+def _touches(foreign: list[Notification], looked_up: list[UUID]) -> bool:
+    ids = set(looked_up)
+    return any(UUID(str(notification.originator_id)) in ids for notification in foreign)
+
+
 class AggregateCache:
     """The writer's aggregates as its last save left them. Before each batch the writer
     reads the events stored after the position the cache is current at: a cached aggregate
@@ -303,6 +342,27 @@ class AggregateCache:
         self.clear()
         self.position = self.ledger.head_position()
         return self.position
+
+    def checked_at_save(self) -> bool:
+        """Whether the next save checks for others' events itself (`write_batch`): on
+        PostgreSQL, once the position is known."""
+        return self.ledger.batch_writer is not None and self.position is not None
+
+    def follow(self, foreign: list[Notification]) -> None:
+        """Bring the cache forward with events others stored after its position, as read
+        by the save (more than `FOREIGN_MAX` of them: everything is dropped)."""
+        if len(foreign) > FOREIGN_MAX:
+            self.clear()
+            return
+        for notification in foreign:
+            self._follow(notification)
+        if foreign:
+            self.position = foreign[-1].id
+
+    def saved_at(self, position: int, aggregates: list[Aggregate]) -> None:
+        """After a checked save: the cache is current at `position`, its last event."""
+        self.keep(aggregates)
+        self.position, self.own = position, None
 
     def _follow(self, notification: Notification) -> None:
         """Apply another writer's event to the cached aggregate it belongs to, if any."""

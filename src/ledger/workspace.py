@@ -174,6 +174,11 @@ class Workspace:
             self._loaded[aggregate_id] = aggregate
         return added
 
+    def looked_up(self) -> list[UUID]:
+        """Every aggregate id this workspace looked up (found or not) or created: what its
+        decisions rest on (a group-commit batch is written only if none of them changed)."""
+        return list(self._loaded)
+
     def aggregates(self) -> list[Aggregate]:
         return [aggregate for aggregate in self._loaded.values() if aggregate is not None]
 

@@ -65,7 +65,8 @@ Outcome = CommandResult | Exception
 
 class BatchLedger(Ledger):
     """A group-committing ledger that remembers each batch its writer decided and counts
-    the saves that lost to another writer."""
+    the saves that lost to another writer (a duplicate version, or on PostgreSQL the
+    save's own check finding another writer's event)."""
 
     name = "ledger"  # the same tables as `Ledger` (a subclass would be named after itself)
 
@@ -97,6 +98,14 @@ class BatchLedger(Ledger):
             with self.lock:
                 self.conflicts += 1
             raise
+
+    def save_checked(self, *arguments: Any) -> Any:
+        # PostgreSQL: the save that checks for others' events finds one of the batch's.
+        foreign, recordings = super().save_checked(*arguments)
+        if recordings is None:
+            with self.lock:
+                self.conflicts += 1
+        return foreign, recordings
 
 
 def register(app: Ledger) -> None:
@@ -691,25 +700,82 @@ def test_the_writer_cache_follows_what_another_process_wrote(
     assert moved.lines[0]["to_quantity_on_hand_after"] == D("2")
 
 
-def test_a_check_that_fails_answers_its_batch_with_the_error_and_the_next_batch_runs(
+def test_another_writers_event_elsewhere_during_a_batch_is_followed_not_retried(
+        ledger: BatchLedger, other: Ledger) -> None:
+    """An event another process stores while a batch is decided, on an aggregate the batch
+    never looked up, does not make it decide again; the writer's cache takes it in."""
+    ledger.receive(receipt(FIFO, "10"), OPERATOR)
+    ledger.receive(receipt(AVG, "10"), OPERATOR)  # both bins cached
+    decisions: list[Any] = []
+
+    def dispatch_while_another_receives_elsewhere(command: Any, workspace: Any,
+                                                  context: Any) -> dict[str, Any]:
+        if not decisions:
+            other.receive(receipt(AVG, "5"), OPERATOR)
+        decisions.append(command)
+        return {"lines": documents.decide_dispatch(command, workspace, context)}
+
+    (taken,) = run_batch(ledger, [pending("dispatch", dispatch((FIFO, "4")),
+                                          decide=dispatch_while_another_receives_elsewhere)])
+
+    assert result_of(taken).lines[0]["quantity_on_hand_after"] == D("6")
+    assert len(decisions) == 1 and ledger.conflicts == 0
+    # The cache holds the other process's receipt: all 15 can go, without a conflict.
+    gone = ledger.dispatch(dispatch((AVG, "15")), OPERATOR)
+    assert gone.lines[0]["quantity_on_hand_after"] == ZERO
+    assert ledger.conflicts == 0
+
+
+def test_on_postgresql_a_batch_reads_the_log_only_in_its_save(
         ledger: BatchLedger, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The writer reads the log (its cache check) before it fills a batch: when that read
-    fails, the batch's callers get the error, nothing is decided, and the writer goes on."""
+    """Once the writer's position is known, the check for others' events rides in the
+    save's round trip on PostgreSQL (ledger.pg_batch_write): no separate read of the log
+    per batch. On SQLite the writer reads the log before each batch."""
+    ledger.receive(receipt(FIFO, "10"), OPERATOR)
+    reads: list[str] = []
+    for name in ("select_notifications", "max_notification_id"):
+        method = getattr(ledger.recorder, name)
+        monkeypatch.setattr(ledger.recorder, name, lambda *a, _m=method, _n=name, **k:
+                            reads.append(_n) or _m(*a, **k))
+
+    for _ in range(3):
+        ledger.dispatch(dispatch((FIFO, "1")), OPERATOR)
+        ledger.receive(receipt(AVG, "1"), OPERATOR)
+
+    if ledger.batch_writer is None:
+        assert reads.count("select_notifications") >= 6
+    else:
+        assert reads == []
+    assert on_hand(ledger) == D("7") and on_hand(ledger, AVG) == D("3")
+
+
+def test_a_read_of_the_log_that_fails_answers_its_batch_with_the_error_and_the_writer_goes_on(
+        ledger: BatchLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer reads the log for others' events: before it fills a batch (its cache
+    check) or, on PostgreSQL, in the batch's save itself. When that read fails, the
+    batch's callers get the error, nothing is saved, and the next batch runs."""
     ledger.receive(receipt(FIFO, "10"), OPERATOR)
     cache = ledger.group_committer.cache  # type: ignore[union-attr]
-    check = cache.check
+    at_save = cache.checked_at_save()
+    assert at_save == (ledger.batch_writer is not None)
+    target: Any = ledger.batch_writer if at_save else cache
+    name = "write" if at_save else "check"
+    read = getattr(target, name)
     failures = [OperationalError("the database went away")]
 
-    def failing_once() -> int:
+    def failing_once(*arguments: Any) -> Any:
         if failures:
             raise failures.pop()
-        return check()
+        return read(*arguments)
 
-    monkeypatch.setattr(cache, "check", failing_once)
+    monkeypatch.setattr(target, name, failing_once)
     batches_before = len(ledger.batches)
     with pytest.raises(OperationalError, match="went away"):
         ledger.dispatch(dispatch((FIFO, "4")), OPERATOR)
-    assert len(ledger.batches) == batches_before, "nothing was decided"
+    assert not failures, "the read was made, and failed"
+    # Before the batch (the check), nothing was decided; in the save, nothing was saved.
+    assert len(ledger.batches) == batches_before + (1 if at_save else 0)
+    assert on_hand(ledger) == D("10")
     taken = ledger.dispatch(dispatch((FIFO, "4")), OPERATOR)
     assert taken.lines[0]["quantity_on_hand_after"] == D("6")
 

@@ -1,0 +1,187 @@
+"""A group-commit batch checked and saved in one round trip (ledger.pg_batch_write).
+
+`BatchWriter.write` stores a batch's events unless another writer stored an event of an
+aggregate the batch looked up after the writer's position; either way it returns what
+others stored after that position. These tests drive it directly on a PostgreSQL store,
+with the library's own recorder as "another writer".
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from psycopg import pq
+
+from ledger.application import Ledger
+from ledger.config import store_environment
+from ledger.pg_batch_write import BatchWriter
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def ledger(fresh_postgres_url: str) -> Iterator[Ledger]:
+    app = Ledger(store_environment(fresh_postgres_url))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def writer(ledger: Ledger) -> BatchWriter:
+    assert ledger.batch_writer is not None
+    return ledger.batch_writer
+
+
+def event(aggregate_id: uuid.UUID, version: int, state: bytes = b'{"n":1}') -> StoredEvent:
+    return StoredEvent(aggregate_id, version, "test:Event", state)
+
+
+def head(ledger: Ledger) -> int:
+    return ledger.recorder.max_notification_id() or 0
+
+
+def test_a_sqlite_ledger_has_no_batch_writer(sqlite_url: str) -> None:
+    app = Ledger(store_environment(sqlite_url))
+    try:
+        assert app.batch_writer is None
+        assert BatchWriter.for_recorder(app.recorder) is None
+    finally:
+        app.close()
+
+
+def test_with_nothing_stored_since_the_batch_is_written_after_the_position(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    ledger.recorder.insert_events([event(theirs, 1)])
+    position = head(ledger)
+
+    written = writer.write([event(mine, 1), event(mine, 2, b'{"n":2}')], position, [mine], 10)
+
+    assert written.foreign == []
+    assert written.positions == [position + 1, position + 2]
+    stored = ledger.recorder.select_events(mine)
+    assert [(e.originator_version, e.state) for e in stored] == [(1, b'{"n":1}'),
+                                                                 (2, b'{"n":2}')]
+
+
+def test_another_writers_event_on_a_looked_up_aggregate_stops_the_whole_batch(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    read_only, written_to = uuid.uuid4(), uuid.uuid4()
+    position = head(ledger)
+    ledger.recorder.insert_events([event(read_only, 1, b'{"other":true}')])
+
+    written = writer.write([event(written_to, 1)], position, [read_only, written_to], 10)
+
+    assert written.positions is None
+    assert [(n.originator_id, n.originator_version, n.state) for n in written.foreign] == [
+        (read_only, 1, b'{"other":true}')]
+    assert written.foreign[0].id == position + 1
+    assert ledger.recorder.select_events(written_to) == []
+    assert head(ledger) == position + 1
+
+
+def test_another_writers_events_elsewhere_are_returned_in_order_and_the_batch_is_written(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    mine, a, b = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    position = head(ledger)
+    ledger.recorder.insert_events([event(a, 1), event(b, 1)])
+    ledger.recorder.insert_events([event(a, 2)])
+
+    written = writer.write([event(mine, 1)], position, [mine], 10)
+
+    assert [(n.id, n.originator_id, n.originator_version) for n in written.foreign] == [
+        (position + 1, a, 1), (position + 2, b, 1), (position + 3, a, 2)]
+    assert written.positions == [position + 4]
+
+
+def test_at_most_the_limit_of_others_events_is_returned(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    others = uuid.uuid4()
+    position = head(ledger)
+    ledger.recorder.insert_events([event(others, version) for version in range(1, 6)])
+
+    written = writer.write([event(uuid.uuid4(), 1)], position, [], 3)
+
+    assert [n.originator_version for n in written.foreign] == [1, 2, 3]
+    assert written.positions == [position + 6]
+    assert writer.read_after(position + 3, 10)[0].originator_version == 4
+
+
+def test_a_version_taken_all_the_same_is_an_integrity_error_and_nothing_is_kept(
+        ledger: Ledger, writer: BatchWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version stored before the position (so not seen as another writer's event) still
+    collides: the error is raised, the transaction rolled back, the connection reusable."""
+    taken, fresh = uuid.uuid4(), uuid.uuid4()
+    ledger.recorder.insert_events([event(taken, 1)])
+    position = head(ledger)
+    pool = writer.recorder.datastore.pool
+    returned: list[pq.TransactionStatus] = []
+    put = pool.putconn
+    monkeypatch.setattr(pool, "putconn", lambda connection: returned.append(
+        connection.info.transaction_status) or put(connection))
+
+    with pytest.raises(IntegrityError):
+        writer.write([event(fresh, 1), event(taken, 1)], position, [fresh], 10)
+
+    assert ledger.recorder.select_events(fresh) == []
+    assert head(ledger) == position
+    # The aborted transaction was ended before the connection went back to the pool.
+    assert returned[0] == pq.TransactionStatus.IDLE
+    again = writer.write([event(fresh, 1)], position, [fresh], 10)
+    assert again.positions is not None and len(again.positions) == 1
+
+
+def test_an_empty_watch_list_and_an_empty_batch_are_accepted(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    position = head(ledger)
+    written = writer.write([event(uuid.uuid4(), 1)], position, [], 10)
+    assert written.positions == [position + 1]
+    assert writer.read_after(position, 10)[0].id == position + 1
+    assert writer.read_after(position + 1, 10) == []
+
+
+def test_the_batch_holds_the_librarys_lock_so_positions_stay_in_commit_order(
+        ledger: Ledger, writer: BatchWriter, fresh_postgres_url: str) -> None:
+    """Writers racing the library's own save through the same table lock: every write's
+    check saw everything stored before its own events, so the log has no event that a
+    later-positioned batch missed; positions are gapless and in each writer's order."""
+    other = Ledger(store_environment(fresh_postgres_url))
+    try:
+        errors: list[BaseException] = []
+        mine = [uuid.uuid4() for _ in range(4)]
+
+        def batches(aggregate_id: uuid.UUID) -> None:
+            position = head(ledger)
+            try:
+                for version in range(1, 26):
+                    written = writer.write([event(aggregate_id, version)], position,
+                                           [aggregate_id], 1_000)
+                    assert written.positions is not None
+                    foreign_ids = [n.id for n in written.foreign]
+                    # Everything between the position and this batch was returned.
+                    assert foreign_ids == list(range(position + 1, written.positions[0]))
+                    position = written.positions[-1]
+            except BaseException as error:  # reported to the test's thread
+                errors.append(error)
+
+        def library(aggregate_id: uuid.UUID) -> None:
+            for version in range(1, 26):
+                other.recorder.insert_events([event(aggregate_id, version)])
+
+        threads = [threading.Thread(target=batches, args=(mine[0],)),
+                   threading.Thread(target=batches, args=(mine[1],)),
+                   threading.Thread(target=library, args=(mine[2],)),
+                   threading.Thread(target=library, args=(mine[3],))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        notifications = ledger.recorder.select_notifications(start=1, limit=1_000)
+        assert [n.id for n in notifications] == list(range(1, 101))
+    finally:
+        other.close()
