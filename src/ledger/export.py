@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from binascii import a2b_base64
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -40,6 +39,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import Copy, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+from pybase64 import b64decode
 
 from ledger.chain import GENESIS, Digest, Record, canonical_exported, changed, next_link
 
@@ -206,7 +206,7 @@ def _verified(source: IO[bytes], imported: Imported) -> Iterator[_Row]:
             text, id_bytes, aggregate_id = (ids.get(entry["aggregate_id"])
                                             or _parse_id(entry["aggregate_id"], ids))
             version, topic, encoded = int(entry["version"]), str(entry["topic"]), entry["state"]
-            state = a2b_base64(encoded, strict_mode=True)  # base64.b64decode(validate=True)
+            state = b64decode(encoded, validate=True)  # pybase64: SIMD, 6x binascii's
             position, recorded = int(entry["position"]), entry["link"]
             if version.bit_length() > 63:
                 raise ValueError(f"version {version} is out of range")

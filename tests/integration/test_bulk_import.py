@@ -128,12 +128,15 @@ def test_a_tampered_last_line_leaves_the_store_empty_and_a_retry_starts_at_one(
         range(1, len(entries) + 1))
 
 
+# Not base64 as `base64.b64encode` writes it: a foreign character, a cut last quantum, a
+# line break, padding in the middle, more padding than the data needs.
+@pytest.mark.parametrize("state", ["not base64!", "QUJ", "QUJD\n", "QU=D", "QUJD===="])
 def test_a_malformed_last_line_is_named_and_nothing_is_imported(
         history: Path, database_url: str, tmp_path: Path, cli: Cli,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, state: str) -> None:
     monkeypatch.setattr(export_module, "IMPORT_COPY_BYTES", 1)
     header, entries = export_lines(history)
-    entries[-1]["state"] = "not base64!"
+    entries[-1]["state"] = state
     path = tmp_path / "malformed.jsonl"
     write_export(path, header, entries)
 
