@@ -25,7 +25,7 @@ from concurrency_support import retried
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from ledger import documents
+from ledger import documents, group_commit
 from ledger.application import CommandResult, Ledger, _fingerprint, _lines
 from ledger.commands import (
     Dispatch,
@@ -724,6 +724,30 @@ def test_another_writers_event_elsewhere_during_a_batch_is_followed_not_retried(
     gone = ledger.dispatch(dispatch((AVG, "15")), OPERATOR)
     assert gone.lines[0]["quantity_on_hand_after"] == ZERO
     assert ledger.conflicts == 0
+
+
+@pytest.mark.parametrize("batch_changes", [False, True], ids=["refused", "written"])
+def test_more_events_from_another_writer_than_the_cache_follows_empty_it(
+        ledger: BatchLedger, other: Ledger, monkeypatch: pytest.MonkeyPatch,
+        batch_changes: bool) -> None:
+    """Past `FOREIGN_MAX` of others' events the cache starts afresh: whether the batch that
+    finds them was refused on the stale state (it is decided again on fresh state) or was
+    written (it touched none of them; the next command loads what they changed)."""
+    monkeypatch.setattr(group_commit, "FOREIGN_MAX", 3)
+    ledger.receive(receipt(FIFO, "10"), OPERATOR)
+    ledger.receive(receipt(AVG, "10"), OPERATOR)  # both bins cached
+    for _ in range(5):
+        other.receive(receipt(FIFO, "1"), OPERATOR)
+
+    if batch_changes:
+        assert ledger.receive(receipt(AVG, "1"), OPERATOR).lines[0][
+            "quantity_on_hand_after"] == D("11")
+    taken = ledger.dispatch(dispatch((FIFO, "15")), OPERATOR)  # 10 cached, 15 stored
+
+    assert taken.lines[0]["quantity_on_hand_after"] == ZERO
+    assert ledger.conflicts == 0
+    left = ledger.dispatch(dispatch((AVG, "1")), OPERATOR).lines[0]["quantity_on_hand_after"]
+    assert left == (D("10") if batch_changes else D("9"))
 
 
 def test_on_postgresql_a_batch_reads_the_log_only_in_its_save(
