@@ -344,13 +344,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
     def save_in_order(self, aggregates: list[Any],
                       order: Callable[[Any], Any]) -> list[Recording[UUID]]:
         """Save like `save()`, the events put in log order by `order` (group commit)."""
-        processing = ProcessingEvent[UUID]()
-        # What `collect_events` does for aggregates, without its two runtime-protocol
-        # isinstance checks per aggregate (each walks the protocol's members).
-        for aggregate in aggregates:
-            processing.events.extend(aggregate.collect_events())
-            processing.aggregates[aggregate.id] = aggregate
-        processing.events.sort(key=order)
+        processing = _in_order(aggregates, order)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
@@ -364,11 +358,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         one round trip (`pg_batch_write`); with the events others stored after `position`
         (at most `limit`)."""
         assert self.batch_writer is not None, "PostgreSQL only"
-        processing = ProcessingEvent[UUID]()
-        for aggregate in aggregates:
-            processing.events.extend(aggregate.collect_events())
-            processing.aggregates[aggregate.id] = aggregate
-        processing.events.sort(key=order)
+        processing = _in_order(aggregates, order)
         stored = [self.mapper.to_stored_event(event) for event in processing.events]
         written = self.batch_writer.write(stored, position, looked_up, limit)
         if written.positions is None:
@@ -434,6 +424,18 @@ def _lines(decide: Callable[[CommandT, Workspace, MovementContext], list[dict[st
            ) -> Decide[CommandT]:
     """A document decider's lines as a command's result body."""
     return lambda command, workspace, context: {"lines": decide(command, workspace, context)}
+
+
+def _in_order(aggregates: list[Any], order: Callable[[Any], Any]) -> ProcessingEvent[UUID]:
+    """The aggregates' new events, put in log order by `order`: what `collect_events` does
+    for aggregates, without its two runtime-protocol isinstance checks per aggregate (each
+    walks the protocol's members)."""
+    processing = ProcessingEvent[UUID]()
+    for aggregate in aggregates:
+        processing.events.extend(aggregate.collect_events())
+        processing.aggregates[aggregate.id] = aggregate
+    processing.events.sort(key=order)
+    return processing
 
 
 def _context(command: Any, meta: CommandMeta, document_id: UUID) -> MovementContext:

@@ -279,9 +279,7 @@ def save_batch(ledger: Ledger, workspace: Workspace,
     if not changed:
         head = ledger.head_position()
         return {pending.document_id: head for pending in decided}, None
-    # The log holds the batch's events command by command, as if each had been saved alone.
-    order = {event: (index, sequence) for index, pending in enumerate(decided)
-             for sequence, event in enumerate(pending.events)}
+    order = event_order(decided)
     recordings = ledger.save_in_order(changed, lambda event: order[
         (event.originator_id, event.originator_version)])
     positions = {(r.domain_event.originator_id, r.domain_event.originator_version):
@@ -289,6 +287,13 @@ def save_batch(ledger: Ledger, workspace: Workspace,
     first, last = min(positions.values()), max(positions.values())
     return {pending.document_id: max((positions[event] for event in pending.events),
                                      default=last) for pending in decided}, (first, last)
+
+
+def event_order(decided: list[Pending]) -> dict[tuple[UUID, int], tuple[int, int]]:
+    """Where each decided command's events go in the log: command by command, as if each
+    had been saved alone."""
+    return {event: (index, sequence) for index, pending in enumerate(decided)
+            for sequence, event in enumerate(pending.events)}
 
 
 def write_batch(ledger: Ledger, workspace: Workspace, decided: list[Pending],
@@ -309,8 +314,7 @@ def write_batch(ledger: Ledger, workspace: Workspace, decided: list[Pending],
         if cache.position is None or _touches(foreign, looked_up):
             return None
         return {pending.document_id: cache.position for pending in decided}
-    order = {event: (index, sequence) for index, pending in enumerate(decided)
-             for sequence, event in enumerate(pending.events)}
+    order = event_order(decided)
     foreign, recordings = ledger.save_checked(changed, lambda event: order[
         (event.originator_id, event.originator_version)], position, looked_up, FOREIGN_MAX + 1)
     cache.follow(foreign)
@@ -330,17 +334,19 @@ def _touches(foreign: list[Notification], looked_up: list[UUID]) -> bool:
 
 
 class AggregateCache:
-    """The writer's aggregates as its last save left them. Before each batch the writer
-    reads the events stored after the position the cache is current at: a cached aggregate
+    """The writer's aggregates as its last save left them. The writer reads the events
+    stored after the position the cache is current at — before each batch, or on
+    PostgreSQL in the batch's save itself (`write_batch`) — and a cached aggregate
     that another process (another API worker, another host) wrote since is brought forward
     by applying those events, in order (or dropped, to be loaded afresh when next needed, if
     they do not follow on from its version), so refusals never rest on stale state; a write
-    that lands while a batch is decided fails that batch's save on version, or is caught by
-    the next check. When more than `FOREIGN_MAX` events came from elsewhere, or the position
-    is unknown, everything is dropped.
+    that lands while a batch is decided fails that batch's save (on version, or on
+    PostgreSQL by the save's own check, when it touches an aggregate the batch looked up),
+    or is caught by the next check. When more than `FOREIGN_MAX` events came from
+    elsewhere, or the position is unknown, everything is dropped.
 
     Aggregates are never changed while a batch decides: it decides on copies
-    (`Workspace.fork`); only this check, between batches, moves a cached one forward.
+    (`Workspace.fork`); only the check, between batches, moves a cached one forward.
     """
 
     def __init__(self, ledger: Ledger, size_max: int) -> None:

@@ -70,7 +70,7 @@ class BatchWriter:
                 "SELECT " + _COLUMNS + " FROM {0} WHERE notification_id > %s "
                 "ORDER BY notification_id LIMIT %s").format(table).as_bytes(connection)
             # The fence (a materialised CTE) keeps the planner on the position index: by
-            # aggregate id it would walk every event of a long-lived bin.
+            # aggregate id it could walk every event of a long-lived bin.
             self.insert = SQL(
                 "WITH later AS MATERIALIZED (SELECT originator_id FROM {0} "
                 "WHERE notification_id > %s) "

@@ -114,14 +114,17 @@ class GroupCommitStockMachine(StockLedgerMachine):
             except Exception as error:
                 outcomes[number] = error
 
+        # One thread at a time, the next once the previous one's command is queued: the
+        # batch is then in the order of `calls`, so the model (and with it what Hypothesis
+        # draws next) does not depend on how the threads were scheduled.
         threads = [threading.Thread(target=call, args=(number,))
                    for number in range(len(calls))]
-        for thread in threads:
-            thread.start()
         deadline = time.monotonic() + WAIT_SECONDS_MAX
-        while committer.queue.qsize() < len(calls):
-            assert time.monotonic() < deadline
-            time.sleep(0.0005)
+        for queued, thread in enumerate(threads, start=1):
+            thread.start()
+            while committer.queue.qsize() < queued:
+                assert time.monotonic() < deadline
+                time.sleep(0.0005)
         release.set()
         for thread in threads:
             thread.join(WAIT_SECONDS_MAX)
@@ -144,6 +147,7 @@ class GroupCommitStockMachine(StockLedgerMachine):
             lambda method=method, command=command, meta=meta: getattr(self.app, method)(
                 command, meta)
             for (method, command), meta in zip(decided, metas, strict=True)])
+        assert [pending.command for pending in batch] == [command for _, command in decided]
 
         kinds = {"receipt": "receive", "dispatch": "dispatch", "transfer": "transfer"}
         appended = 0
