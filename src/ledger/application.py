@@ -28,6 +28,7 @@ from eventsourcing.persistence import (
     JSONTranscoder,
     Notification,
     Recording,
+    StoredEvent,
     Transcoder,
 )
 
@@ -379,25 +380,38 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         recordings = self.save(*aggregates)
         return max(recording.notification.id for recording in recordings)
 
-    def snapshot_bins(self, versions: dict[UUID, int]) -> int:
+    def snapshot_bins(self, versions: dict[UUID, int],
+                      taken: Mapping[UUID, StoredEvent] | None = None) -> int:
         """Snapshot each bin at its latest multiple of the interval (after an import, which
-        inserts stored events directly); returns how many were taken."""
-        taken = 0
+        inserts stored events directly); returns how many were taken. A bin's snapshot in
+        `taken` at that version (`import_replay`) is stored as it is; any other bin is
+        replayed from the store."""
+        ready: list[StoredEvent] = []
         for bin_id_, version in versions.items():
             at = version - version % SNAPSHOT_INTERVAL
-            if at:
+            if not at:
+                continue
+            found = (taken or {}).get(bin_id_)
+            if found is not None and found.originator_version == at:
+                ready.append(found)
+            else:
                 self._snapshot_at(bin_id_, at)
-                taken += 1
-        return taken
+        if ready:
+            assert self.snapshots is not None, "the ledger snapshots its bins"
+            self.snapshots.recorder.insert_events(ready)
+        return sum(1 for version in versions.values() if version >= SNAPSHOT_INTERVAL)
+
+    def stored_snapshot(self, aggregate: Any) -> StoredEvent:
+        """An aggregate's snapshot, as the snapshot store holds it."""
+        snapshot_class: Any = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+        return self.mapper.to_stored_event(snapshot_class.take(aggregate))
 
     def _snapshot_at(self, aggregate_id: UUID, version: int) -> None:
         """The library's `take_snapshot`, its events read by `store.stored_events`."""
         assert self.snapshots is not None, "the ledger snapshots its bins"
         events = (self.mapper.to_domain_event(stored)
                   for stored in stored_events(self.recorder, aggregate_id, version))
-        aggregate = replay(None, events)
-        snapshot_class: Any = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
-        self.snapshots.put([snapshot_class.take(aggregate)])
+        self.snapshots.recorder.insert_events([self.stored_snapshot(replay(None, events))])
 
     def stored_event(self, position: int) -> Notification | None:
         """The stored event at a log position, exactly as the store holds it."""

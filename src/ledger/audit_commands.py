@@ -6,13 +6,14 @@ import argparse
 from itertools import tee
 from pathlib import Path
 
-from ledger.application import Ledger
+from ledger.application import SNAPSHOT_INTERVAL, Ledger
 from ledger.chain import Digest, Verdict, verify
 from ledger.config import Settings, event_store_environment
 from ledger.export import (
     ExportTampered,
     ImportRefused,
     StoreNotEmpty,
+    bin_replays,
     bins_to_snapshot,
     export,
     load_export,
@@ -78,7 +79,9 @@ def run_import(arguments: argparse.Namespace) -> int:
     settings = Settings.from_environ()
     with Ledger(event_store_environment(settings)) as ledger, gc_paused():
         try:
-            imported = load_export(ledger.recorder, path)
+            # The bins with long histories are replayed as they load (import_replay).
+            replays = bin_replays(ledger.mapper, ledger.stored_snapshot, SNAPSHOT_INTERVAL)
+            imported = load_export(ledger.recorder, path, replays)
         except ExportTampered as error:
             print(f"refused: the export does not verify: {error}")
             return 1
@@ -86,7 +89,7 @@ def run_import(arguments: argparse.Namespace) -> int:
             print(f"refused: {error}")
             return 1
         # Imported events took no snapshots: take them now for the bins with long histories.
-        snapshots = ledger.snapshot_bins(bins_to_snapshot(imported.bins))
+        snapshots = ledger.snapshot_bins(bins_to_snapshot(imported.bins), replays.snapshots())
     print(f"imported {imported.count} events ({snapshots} bin snapshots); "
           f"head digest {imported.head}")
     return 0

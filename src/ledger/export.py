@@ -42,6 +42,7 @@ from psycopg.sql import SQL, Identifier
 from pybase64 import b64decode
 
 from ledger.chain import GENESIS, Digest, Record, canonical_exported, changed, next_link
+from ledger.import_replay import BinReplays
 
 PAGE_SIZE = 5000
 # An import through the library's recorder (SQLite) inserts at most this many events, or this
@@ -147,10 +148,13 @@ class Imported:
     bins: dict[UUID, int] = field(default_factory=dict)
 
 
-def load_export(recorder: ApplicationRecorder, path: Path) -> Imported:
+def load_export(recorder: ApplicationRecorder, path: Path,
+                replays: BinReplays | None = None) -> Imported:
     """Verify an export and insert its records into an empty store, in order; nothing is
     written unless every line verifies (on PostgreSQL, nothing unless the whole import
     commits; on SQLite, a batch the store refuses can follow batches it took).
+
+    `replays` (when given) sees every stock bin event as it is loaded (`import_replay`).
 
     Raises ExportTampered (a link does not verify), StoreNotEmpty, or ImportRefused (a line
     is not an export record, or the store refuses one: the same event twice).
@@ -158,8 +162,8 @@ def load_export(recorder: ApplicationRecorder, path: Path) -> Imported:
     try:
         if (isinstance(recorder, PostgresApplicationRecorder)
                 and recorder.datastore.originator_id_type == "uuid"):
-            return _copy_into(recorder, path)
-        return _insert_batches(recorder, path)
+            return _copy_into(recorder, path, replays)
+        return _insert_batches(recorder, path, replays)
     except (IntegrityError, DataError) as error:
         raise ImportRefused(f"the store refused the export: {error}") from None
 
@@ -178,6 +182,12 @@ def bins_to_snapshot(bins: dict[UUID, int]) -> dict[UUID, int]:
             if version >= IMPORT_SNAPSHOT_MIN_EVENTS}
 
 
+def bin_replays(mapper: Any, take: Any, interval: int) -> BinReplays:
+    """The replays for an import (`import_replay`): of the bins `bins_to_snapshot` chooses,
+    each snapshot taken by `take` at every multiple of `interval`."""
+    return BinReplays(mapper, take, IMPORT_SNAPSHOT_MIN_EVENTS, interval)
+
+
 def read_header(source: IO[bytes]) -> None:
     """Consume an export's first line; refuse a file that is not an export."""
     try:
@@ -194,9 +204,11 @@ _GENESIS_BYTES = bytes.fromhex(GENESIS)
 _MALFORMED = (ValueError, KeyError, TypeError, AttributeError)
 
 
-def _verified(source: IO[bytes], imported: Imported) -> Iterator[_Row]:
-    """The records after an export's header, each checked against its link as it passes;
-    when the file is exhausted, `imported` holds their count, head and bins."""
+def _verified(source: IO[bytes], imported: Imported,
+              replays: BinReplays | None = None) -> Iterator[_Row]:
+    """The records after an export's header, each checked against its link as it passes
+    (and each stock bin event, once checked, shown to `replays`); when the file is
+    exhausted, `imported` holds their count, head and bins."""
     ids: dict[Any, tuple[str, bytes, UUID]] = {}
     bins: dict[str, int] = {}
     previous, link, position, number = _GENESIS_BYTES, GENESIS, 0, 1
@@ -220,6 +232,8 @@ def _verified(source: IO[bytes], imported: Imported) -> Iterator[_Row]:
         previous = digest.digest()
         if topic.startswith(BIN_TOPIC_PREFIX):
             bins[text] = version
+            if replays is not None:
+                replays.see(text, aggregate_id, version, topic, state)
         yield id_bytes, aggregate_id, version, topic, state
     imported.count, imported.head = number - 1, Digest(position, link)
     imported.bins = {UUID(text): version for text, version in bins.items()}
@@ -233,7 +247,8 @@ def _parse_id(text: Any, ids: dict[Any, tuple[str, bytes, UUID]]) -> tuple[str, 
     return parsed
 
 
-def _insert_batches(recorder: ApplicationRecorder, path: Path) -> Imported:
+def _insert_batches(recorder: ApplicationRecorder, path: Path,
+                    replays: BinReplays | None) -> Imported:
     """SQLite: verify the whole file first (so that a bad export inserts nothing), then
     insert it through the recorder in batches."""
     _refuse_unless_empty(recorder)
@@ -246,7 +261,7 @@ def _insert_batches(recorder: ApplicationRecorder, path: Path) -> Imported:
     with path.open("rb", buffering=IMPORT_READ_BUFFER_BYTES) as source:
         read_header(source)
         # Verified again as it is read: the file may have changed since the first pass.
-        for _, aggregate_id, version, topic, state in _verified(source, imported):
+        for _, aggregate_id, version, topic, state in _verified(source, imported, replays):
             batch.append(StoredEvent(aggregate_id, version, topic, state))
             size += len(state)
             if len(batch) == IMPORT_BATCH_EVENTS or size >= IMPORT_BATCH_BYTES:
@@ -262,7 +277,8 @@ def _refuse_unless_empty(recorder: ApplicationRecorder) -> None:
         raise StoreNotEmpty
 
 
-def _copy_into(recorder: PostgresApplicationRecorder, path: Path) -> Imported:
+def _copy_into(recorder: PostgresApplicationRecorder, path: Path,
+               replays: BinReplays | None) -> Imported:
     """PostgreSQL: one transaction on the store's connection: lock, check empty, COPY in file
     order as the lines verify, ANALYZE; any failure rolls it all back."""
     imported = Imported()
@@ -279,7 +295,7 @@ def _copy_into(recorder: PostgresApplicationRecorder, path: Path) -> Imported:
             _restart_positions(cursor, table)
             with cursor.copy(SQL("COPY {} (originator_id, originator_version, topic, state) "
                                  "FROM STDIN (FORMAT BINARY)").format(table)) as copy:
-                _write_binary(copy, _verified(source, imported))
+                _write_binary(copy, _verified(source, imported, replays))
             # Without statistics on the fresh rows the planner reads the log back with a
             # bitmap scan and a sort on disk instead of the notification id index.
             cursor.execute(SQL("ANALYZE {}").format(table))
