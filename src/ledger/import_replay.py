@@ -3,9 +3,9 @@
 An import inserts stored events directly, so no snapshot is taken as they go in; the bins
 with long histories are snapshotted afterwards (`Ledger.snapshot_bins`). Done then, each
 such bin's whole history is read back from the store and decoded: for the benchmark's
-1,000,000-event export with one 100,000-event bin, 3.3 s after an 11.9 s load (measured:
-docs/benchmarks.md). Most of the load's wall time is spent waiting on the database's COPY,
-so the importing thread has the time to decode and apply those events as they pass.
+1,000,000-event export with one 100,000-event bin, 2.7–3.6 s after the load. While the
+database's COPY is the slower side of the load, the importing thread has the time to decode
+and apply those events as they pass (docs/audit.md has the measurements).
 
 `BinReplays` watches the bin events an import verifies, in file order (each bin's versions
 ascending from 1, as the store that was exported holds them):
@@ -63,12 +63,11 @@ class BinReplays:
     def see(self, key: str, aggregate_id: UUID, version: int, topic: str,
             state: bytes) -> None:
         """The next verified event of the bin `key` (its aggregate id's text)."""
-        stored = StoredEvent(aggregate_id, version, topic, state)
         replayed = self.replayed.get(key)
         if replayed is not None:
-            self._apply(key, replayed, stored)
+            self._apply(key, replayed, StoredEvent(aggregate_id, version, topic, state))
         elif key not in self.given_up:
-            self._keep(key, stored)
+            self._keep(key, StoredEvent(aggregate_id, version, topic, state))
 
     def snapshots(self) -> dict[UUID, StoredEvent]:
         """The last snapshot taken of each bin replayed to the end, by bin id."""

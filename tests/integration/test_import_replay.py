@@ -20,8 +20,8 @@ from ledger import export as export_module
 from ledger import purchasing as p
 from ledger import selling as s
 from ledger.application import SNAPSHOT_INTERVAL, Ledger
-from ledger.commands import Dispatch, DispatchLine, Receipt, ReceiptLine
 from ledger.chain import Record
+from ledger.commands import Dispatch, DispatchLine, Receipt, ReceiptLine
 from ledger.config import store_environment
 from ledger.domain.context import CommandMeta
 from ledger.domain.identity import bin_id
