@@ -23,6 +23,7 @@ from ledger.application import SNAPSHOT_INTERVAL, Ledger
 from ledger.chain import Record
 from ledger.commands import Dispatch, DispatchLine, Receipt, ReceiptLine
 from ledger.config import store_environment
+from ledger.costing import ValuationMethod
 from ledger.domain.context import CommandMeta
 from ledger.domain.identity import bin_id
 from ledger.domain.item import ItemDetails
@@ -36,7 +37,8 @@ D = Decimal
 META = CommandMeta("import-replay-test")
 ROUNDS = SNAPSHOT_INTERVAL + 20  # a receipt and a dispatch each: past two snapshots a bin
 MIN_EVENTS = SNAPSHOT_INTERVAL // 2  # the import's threshold, lowered for these histories
-BINS = (("FIFO-A", "fifo"), ("AVG-B", "moving_average"))
+BINS: tuple[tuple[str, ValuationMethod], ...] = (("FIFO-A", "fifo"),
+                                                  ("AVG-B", "moving_average"))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def lowered_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def snapshot_state(ledger: Ledger, stored: Any) -> tuple[int, str, dict[str, Any]]:
     """What a snapshot restores (its version, topic and state; not when it was taken)."""
-    snapshot = ledger.mapper.to_domain_event(stored)
+    snapshot: Any = ledger.mapper.to_domain_event(stored)
     return snapshot.originator_version, snapshot.topic, snapshot.state
 
 
