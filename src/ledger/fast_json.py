@@ -12,7 +12,10 @@ read the same either way. Anything outside the plain shapes (a float, a non-stri
 integer beyond 64 bits, a subclass of a JSON type) goes to the library's own path.
 
 Measured on 2,000 movement events of a benchmark history (best of 15 passes): 19.2 µs to
-encode one with the library, 16.0 µs here; decoding 16.2 µs against 11.3 µs.
+encode one with the library, 16.0 µs here; decoding 16.2 µs against 11.3 µs. Tagging a
+dict's plain and inline values without a call each took `Mapper.to_stored_event` of a
+movement event from 16.7–17.0 µs to 15.0–15.1 µs (5,000 events, best of 9, three
+interleaved pairs).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from eventsourcing.persistence import (
 )
 
 _PLAIN = (str, int, bool, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)
 # The library's own transcodings of decimals, moments and UUIDs, done inline (a movement
 # event holds a dozen of them): what each writes, and what reads it back from its string.
 _INLINE: dict[type[Transcoding], tuple[Callable[[Any], str], Callable[[str], Any]]] = {
@@ -89,8 +93,7 @@ class FastJSONTranscoder(JSONTranscoder):
         if inline is not None:
             return {"_type_": inline[0], "_data_": inline[1](value)}
         if kind is dict:
-            return {key: item if type(item) is str else self._tagged(item)
-                    for key, item in value.items()}
+            return self._tagged_dict(value)
         if kind is list or kind is tuple:
             return [self._tagged(item) for item in value]
         transcoding = self.types.get(kind)
@@ -99,6 +102,21 @@ class FastJSONTranscoder(JSONTranscoder):
         data = transcoding.encode(value)
         return {"_type_": transcoding.name,
                 "_data_": data if type(data) is str else self._tagged(data)}
+
+    def _tagged_dict(self, value: dict[str, Any]) -> dict[str, Any]:
+        """A dict's values tagged, the plain and inline ones without a call each (an
+        event's state is a dict of a dozen and more of them)."""
+        writers, plain = self._writers, _PLAIN_TYPES
+        tagged = {}
+        for key, item in value.items():
+            kind = type(item)
+            if kind in plain:
+                tagged[key] = item
+                continue
+            inline = writers.get(kind)
+            tagged[key] = (self._tagged(item) if inline is None
+                           else {"_type_": inline[0], "_data_": inline[1](item)})
+        return tagged
 
     def _untag_dict(self, value: dict[str, Any]) -> Any:
         """As the library's object hook, bottom-up: a tagged object becomes its value."""
