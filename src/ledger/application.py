@@ -82,6 +82,7 @@ from ledger.random_ids import new_id
 from ledger.reference import ReferenceData
 from ledger.repository import LedgerRepository, replay
 from ledger.sales_orders import SalesOrders
+from ledger.snapshotting import snapshots_due
 from ledger.store import position_of, stored_events
 from ledger.transcodings import CostStateAsDict, LayerAsDict
 from ledger.workspace import Workspace
@@ -341,6 +342,18 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         # The library's hook after every save: wake in-process read-model runners.
         for listener in self.on_recorded:
             listener()
+
+    def _take_snapshots(self, processing: ProcessingEvent[UUID]) -> None:
+        """The library's, each snapshot taken from the saved aggregate where it stands at
+        the snapshot's version (`snapshotting`), and those put in one insert."""
+        if self.snapshots is None or not self.snapshotting_intervals:
+            return
+        taken, from_store = snapshots_due(processing.events, processing.aggregates,
+                                          self.snapshotting_intervals, self.stored_snapshot)
+        if taken:
+            self.snapshots.recorder.insert_events(taken)
+        for aggregate_id, version in from_store:
+            self.take_snapshot(aggregate_id, version, projector_func=replay)
 
     def save_in_order(self, aggregates: list[Any],
                       order: Callable[[Any], Any]) -> list[Recording[UUID]]:
