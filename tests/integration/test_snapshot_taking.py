@@ -78,7 +78,7 @@ def test_a_snapshot_due_before_the_aggregates_version_is_left_to_the_store() -> 
               Event("c", 300)]
     aggregates: dict[Any, Any] = {"a": Aggregate(101), "b": Aggregate(200)}
 
-    taken, from_store = snapshots_due(events, aggregates, {Aggregate: SNAPSHOT_INTERVAL},
-                                      lambda aggregate: aggregate.version)
+    due: Any = snapshots_due(events, aggregates, {Aggregate: SNAPSHOT_INTERVAL},
+                             lambda aggregate: aggregate.version)
 
-    assert (taken, from_store) == ([200], [("a", 100)])
+    assert due == ([200], [("a", 100)])
