@@ -43,7 +43,7 @@ def _read_side(arguments: argparse.Namespace) -> int:
     import logging
 
     from ledger.application import Ledger
-    from ledger.config import read_models_url
+    from ledger.config import project_gather_seconds, read_models_url
     from ledger.gc_pause import freeze_long_lived
     from projections import registry
     from projections.rebuild import rebuild
@@ -58,7 +58,8 @@ def _read_side(arguments: argparse.Namespace) -> int:
         try:
             if arguments.command == "project":
                 freeze_long_lived()  # a long-running worker: see ledger.gc_pause
-                run_worker(read_models, ledger.recorder, ledger.mapper, [p.name for p in names])
+                run_worker(read_models, ledger.recorder, ledger.mapper, [p.name for p in names],
+                           gather_seconds=project_gather_seconds(settings))
             elif arguments.command == "rebuild":
                 states = rebuild(read_models.database, ledger.recorder, ledger.mapper, names)
                 for name, state in states.items():

@@ -45,6 +45,7 @@ class Settings:
     group_commit_window_ms: float = 0.5  # a duration, not money: float-ok
     command_attempts_max: int = 32
     telemetry: bool = False
+    project_gather_ms: float = 25.0  # a duration, not money: float-ok
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +70,8 @@ class Settings:
             create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",
                                                                                   "no"),
             telemetry=env.get("LEDGER_TELEMETRY", "off").lower() in ("1", "on", "true", "yes"),
+            # A duration, not money. float-ok
+            project_gather_ms=float(env.get("LEDGER_PROJECT_GATHER_MS", 25.0)),
         )
 
 
@@ -146,6 +149,14 @@ def _postgres_environment(database_url: str) -> dict[str, str]:
     if "schema" in query:
         environment["POSTGRES_SCHEMA"] = query["schema"][0]
     return environment
+
+
+def project_gather_seconds(settings: Settings) -> float:
+    """How long a `ledger project` worker lets events gather after a page that did not fill
+    (`ProjectionRunner.run`)."""
+    if not 0 <= settings.project_gather_ms <= 1000:
+        raise ConfigurationError("LEDGER_PROJECT_GATHER_MS is from 0 to 1000.")
+    return settings.project_gather_ms / 1000
 
 
 def group_commit_settings(settings: Settings) -> GroupCommitSettings | None:

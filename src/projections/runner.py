@@ -23,6 +23,7 @@ from projections.database import ReadDatabase
 
 PAGE_SIZE = 500
 PAGE_SIZE_MAX = 10_000
+GATHER_SECONDS_MAX = 1.0
 
 
 class ProjectionRunner:
@@ -76,11 +77,20 @@ class ProjectionRunner:
         return consumed
 
     def run(self, stop: threading.Event, wait: Callable[[float], None],
-            idle_timeout: float = 1.0) -> None:
-        """Catch up, then wait for new events, until `stop` is set."""
+            idle_timeout: float = 1.0, gather_seconds: float = 0.0) -> None:
+        """Catch up, then wait for new events, until `stop` is set.
+
+        After a page that did not fill, the runner lets events gather for `gather_seconds`
+        before the next: under a steady stream of small batches it then applies one larger
+        page instead of many small ones, each a transaction and a round of statements per
+        projection. The first event after a quiet spell is still applied as it arrives."""
+        assert 0 <= gather_seconds <= GATHER_SECONDS_MAX, "gathering is bounded"
         while not stop.is_set():
-            if self.advance() == 0:
+            count = self.advance()
+            if count == 0:
                 wait(idle_timeout)
+            elif count < self.page_size and gather_seconds:
+                stop.wait(gather_seconds)
 
 
 def apply_notifications(connection: Connection, mapper: Mapper[Any],

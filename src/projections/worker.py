@@ -62,8 +62,10 @@ class AdvisoryLocks:
 
 
 def run_worker(read_models: ReadModels, recorder: ApplicationRecorder, mapper: Mapper[Any],
-               names: Sequence[str], stop: threading.Event | None = None) -> None:
-    """Run the named projections until SIGTERM/SIGINT (or `stop`)."""
+               names: Sequence[str], stop: threading.Event | None = None,
+               gather_seconds: float = 0.0) -> None:
+    """Run the named projections until SIGTERM/SIGINT (or `stop`), letting events gather
+    for `gather_seconds` after a page that did not fill (`ProjectionRunner.run`)."""
     stop = stop or _stop_on_signals()
     runner = read_models.runner(recorder, mapper, names)
     place = ":".join(read_models.database.place)
@@ -77,7 +79,7 @@ def run_worker(read_models: ReadModels, recorder: ApplicationRecorder, mapper: M
         runner.prepare()
         waiter, idle_seconds = idle_waiter(recorder, Wakeup())
         LOG.info("projecting %s", ", ".join(runner.names))
-        runner.run(stop, waiter.wait, idle_seconds)
+        runner.run(stop, waiter.wait, idle_seconds, gather_seconds)
     finally:
         if locks is not None:
             locks.close()

@@ -454,6 +454,59 @@ def test_two_runners_on_one_read_database_apply_each_event_once(
     assert card_positions(first) == movement_positions(ledger)
 
 
+class RecordingStop(threading.Event):
+    """A stop event that records each wait on it and ends the run there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        self.set()
+        return True
+
+
+class PageRecordingRunner(ProjectionRunner):
+    pages: list[int]
+
+    def advance(self) -> int:
+        count = super().advance()
+        self.pages.append(count)
+        return count
+
+
+@pytest.mark.parametrize("gather", [0.0, 0.25])
+def test_after_a_page_that_did_not_fill_a_runner_lets_events_gather(
+        ledger: Ledger, read_url: str, opened: Callable[[str], ReadModels],
+        gather: float) -> None:
+    read_models = opened(read_url)
+    caught_up = read_models.runner(ledger.recorder, ledger.mapper)
+    caught_up.prepare()
+    caught_up.catch_up()
+    before = ledger.head_position()
+    for number in range(3):
+        nth_command(ledger, number)
+    new = ledger.head_position() - before
+    assert new >= 3
+    runner = PageRecordingRunner(read_models.database, ledger.recorder, ledger.mapper,
+                                 caught_up.projections, page_size=new - 1)
+    runner.pages = []
+    stop, idled = RecordingStop(), []
+
+    def idle(seconds: float) -> None:
+        idled.append(seconds)
+        stop.set()
+
+    runner.run(stop, idle, IDLE_SECONDS, gather_seconds=gather)
+
+    if gather:
+        # A full page goes straight on to the next; the one that did not fill, to gathering.
+        assert (runner.pages, stop.waits, idled) == ([new - 1, 1], [gather], [])
+    else:
+        assert (runner.pages, stop.waits, idled) == ([new - 1, 1, 0], [], [IDLE_SECONDS])
+
+
 def notification_ids(ledger: Ledger) -> list[int]:
     found: list[int] = []
     position = 0

@@ -80,3 +80,13 @@ def test_group_commit_waits_half_a_millisecond_for_more_commands_unless_told_oth
     assert group_commit_settings(Settings.from_environ({"LEDGER_GROUP_COMMIT": "off"})) is None
     with pytest.raises(ConfigurationError):
         group_commit_settings(Settings.from_environ({"LEDGER_GROUP_COMMIT_WINDOW_MS": "101"}))
+
+
+def test_a_projection_worker_lets_events_gather_for_25_ms_unless_told_otherwise() -> None:
+    from ledger.config import project_gather_seconds
+
+    assert project_gather_seconds(Settings.from_environ({})) == pytest.approx(0.025)
+    assert project_gather_seconds(
+        Settings.from_environ({"LEDGER_PROJECT_GATHER_MS": "0"})) == 0
+    with pytest.raises(ConfigurationError):
+        project_gather_seconds(Settings.from_environ({"LEDGER_PROJECT_GATHER_MS": "1001"}))
