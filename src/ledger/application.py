@@ -400,11 +400,12 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         `taken` at that version (`import_replay`) is stored as it is; any other bin is
         replayed from the store."""
         ready: list[StoredEvent] = []
+        taken = taken or {}
         for bin_id_, version in versions.items():
             at = version - version % SNAPSHOT_INTERVAL
             if not at:
                 continue
-            found = (taken or {}).get(bin_id_)
+            found = taken.get(bin_id_)
             if found is not None and found.originator_version == at:
                 ready.append(found)
             else:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -33,6 +33,7 @@ from eventsourcing.persistence import (
     ApplicationRecorder,
     DataError,
     IntegrityError,
+    Mapper,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -182,7 +183,8 @@ def bins_to_snapshot(bins: dict[UUID, int]) -> dict[UUID, int]:
             if version >= IMPORT_SNAPSHOT_MIN_EVENTS}
 
 
-def bin_replays(mapper: Any, take: Any, interval: int) -> BinReplays:
+def bin_replays(mapper: Mapper[Any], take: Callable[[Any], StoredEvent],
+                interval: int) -> BinReplays:
     """The replays for an import (`import_replay`): of the bins `bins_to_snapshot` chooses,
     each snapshot taken by `take` at every multiple of `interval`."""
     return BinReplays(mapper, take, IMPORT_SNAPSHOT_MIN_EVENTS, interval)
