@@ -353,6 +353,14 @@ def _page_size() -> str:
     return f"{size:,}" if isinstance(size, int) else "?"
 
 
+def _rebuild_processes() -> int:
+    """The processes `ledger rebuild` folds in here (LEDGER_REBUILD_PROCESSES, else one per
+    core)."""
+    from ledger.config import Settings, rebuild_processes
+
+    return rebuild_processes(Settings.from_environ())
+
+
 def phase_history(run: Run) -> None:
     from benchmark import history
 
@@ -394,8 +402,9 @@ def phase_history(run: Run) -> None:
                                          timeout=plan.command_timeout)
         seconds = rebuilt.result.get("rebuild_seconds", rebuilt.result["seconds"])
         f.add("projection_rebuild", made.events / seconds, "events/s",
-              f"`ledger rebuild` of every read model over {made.events:,} events "
-              "(time inside projections.rebuild.rebuild)", "8")
+              f"`ledger rebuild` of every read model over {made.events:,} events in "
+              f"{_rebuild_processes()} process(es) (time inside projections.rebuild.rebuild)",
+              "8")
         f.add("projection_rebuild_seconds", seconds, "s", "the same, wall time", "8")
         f.add("projection_rebuild_command_seconds", rebuilt.result["seconds"], "s",
               "context: the whole command, with the status table's digests", "8")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ledger.config import ConfigurationError, Settings, event_store_environment
@@ -61,7 +62,8 @@ def _read_side(arguments: argparse.Namespace) -> int:
                 run_worker(read_models, ledger.recorder, ledger.mapper, [p.name for p in names],
                            gather_seconds=project_gather_seconds(settings))
             elif arguments.command == "rebuild":
-                states = rebuild(read_models.database, ledger.recorder, ledger.mapper, names)
+                states = rebuild(read_models.database, ledger.recorder, ledger.mapper, names,
+                                 helpers=_rebuild_helpers(settings))
                 for name, state in states.items():
                     print(f"{name}: rebuilt as generation {state.generation} at position "
                           f"{state.position}")
@@ -69,6 +71,32 @@ def _read_side(arguments: argparse.Namespace) -> int:
         finally:
             read_models.close()
     return 0
+
+
+def _rebuild_helpers(settings: Settings) -> Any:
+    """How `ledger rebuild` shares its folds out (`projections.rebuild_helpers`)."""
+    from functools import partial
+
+    from ledger.config import read_models_url, rebuild_processes
+    from projections.rebuild_helpers import Helpers
+
+    return Helpers(rebuild_processes(settings), partial(
+        open_rebuild_sources, event_store_environment(settings), read_models_url(settings)))
+
+
+@contextmanager
+def open_rebuild_sources(store: Mapping[str, str], read_url: str) -> Iterator[Any]:
+    """What a rebuild helper process reads and writes: the read-model database, and the event
+    store's recorder and mapper (a ledger of its own, without group commit)."""
+    from ledger.application import Ledger
+    from projections.database import connect
+
+    with Ledger(store) as ledger:
+        database = connect(read_url)
+        try:
+            yield database, ledger.recorder, ledger.mapper
+        finally:
+            database.dispose()
 
 
 def _print_status(read_models: Any, head: int) -> None:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from ledger.group_commit import GroupCommitSettings
 
 
+REBUILD_PROCESSES_MAX = 16
+# Every process reads and decodes the whole log; past a few, that repeated work outweighs the
+# folds shared out (the journal alone is about a third of them).
+REBUILD_PROCESSES_AUTO_MAX = 4
+
+
 class ConfigurationError(ValueError):
     """A setting that cannot be used (named in the message)."""
 
@@ -46,6 +52,7 @@ class Settings:
     command_attempts_max: int = 32
     telemetry: bool = False
     project_gather_ms: float = 25.0  # a duration, not money: float-ok
+    rebuild_processes: int = 0  # 0: one per core, at most REBUILD_PROCESSES_AUTO_MAX
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +79,7 @@ class Settings:
             telemetry=env.get("LEDGER_TELEMETRY", "off").lower() in ("1", "on", "true", "yes"),
             # A duration, not money. float-ok
             project_gather_ms=float(env.get("LEDGER_PROJECT_GATHER_MS", 25.0)),
+            rebuild_processes=int(env.get("LEDGER_REBUILD_PROCESSES", 0)),
         )
 
 
@@ -157,6 +165,18 @@ def project_gather_seconds(settings: Settings) -> float:
     if not 0 <= settings.project_gather_ms <= 1000:
         raise ConfigurationError("LEDGER_PROJECT_GATHER_MS is from 0 to 1000.")
     return settings.project_gather_ms / 1000
+
+
+def rebuild_processes(settings: Settings, cores: int | None = None) -> int:
+    """How many processes `ledger rebuild` may fold in, itself included (on PostgreSQL read
+    models; `projections.rebuild_helpers`): LEDGER_REBUILD_PROCESSES, or by default one per
+    core (`cores`, else the machine's), at most REBUILD_PROCESSES_AUTO_MAX."""
+    if not 0 <= settings.rebuild_processes <= REBUILD_PROCESSES_MAX:
+        raise ConfigurationError(
+            f"LEDGER_REBUILD_PROCESSES is from 0 (one per core) to {REBUILD_PROCESSES_MAX}.")
+    if settings.rebuild_processes:
+        return settings.rebuild_processes
+    return max(1, min(cores or os.cpu_count() or 1, REBUILD_PROCESSES_AUTO_MAX))
 
 
 def group_commit_settings(settings: Settings) -> GroupCommitSettings | None:

@@ -23,6 +23,7 @@ from projections import state
 from projections.base import Envelope, Projection
 from projections.bulk import BulkFold, fold_for
 from projections.database import ReadDatabase
+from projections.rebuild_helpers import Helpers, Started, shares
 from projections.runner import apply_notifications
 
 REBUILD_PAGE_SIZE = 10_000
@@ -30,14 +31,16 @@ REBUILD_PAGE_SIZE = 10_000
 
 def rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
             projections: Sequence[Projection],
-            page_size: int = REBUILD_PAGE_SIZE) -> dict[str, state.State]:
+            page_size: int = REBUILD_PAGE_SIZE,
+            helpers: Helpers | None = None) -> dict[str, state.State]:
     """Rebuild the projections together; returns the states they switched to."""
     with gc_paused():
-        return _rebuild(database, recorder, mapper, projections, page_size)
+        return _rebuild(database, recorder, mapper, projections, page_size, helpers)
 
 
 def _rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
-             projections: Sequence[Projection], page_size: int) -> dict[str, state.State]:
+             projections: Sequence[Projection], page_size: int,
+             helpers: Helpers | None) -> dict[str, state.State]:
     names = [projection.name for projection in projections]
     with database.writer.begin() as connection:
         state.ensure(connection, projections)
@@ -48,7 +51,10 @@ def _rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapp
     with database.writer.begin() as connection:
         for index in indexes:
             index.drop(connection)
-    head = _fill(database, recorder, mapper, projections, fresh, page_size)
+    head = recorder.max_notification_id() or 0
+    generations = {name: current.generation for name, current in fresh.items()}
+    _fill_shared(database, recorder, mapper, projections, (generations, head, page_size),
+                 helpers)
     with database.writer.begin() as connection:
         _create(connection, indexes)
     with database.writer.begin() as connection:
@@ -75,17 +81,39 @@ def _create(connection: Connection, indexes: Sequence[Index]) -> None:
         index.create(connection)
 
 
-def _fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
-          projections: Sequence[Projection], fresh: dict[str, state.State],
-          page_size: int) -> int:
-    """Fold every event up to the head (read first) into the fresh tables; returns the head.
+def _fill_shared(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
+                 projections: Sequence[Projection], arguments: tuple[dict[str, int], int, int],
+                 helpers: Helpers | None) -> None:
+    """`fill` every projection: here alone, or with helper processes each filling a share
+    of them (PostgreSQL, a log of at least `helpers.min_events`)."""
+    head = arguments[1]
+    parts = [list(projections)]
+    if helpers is not None and helpers.processes > 1 and database.dialect == "postgresql" \
+            and head >= helpers.min_events:
+        parts = shares(projections, helpers.processes)
+    started = Started()
+    try:
+        for share in parts[1:]:
+            assert helpers is not None
+            started.start(helpers, share, fill, arguments)
+        fill(database, recorder, mapper, parts[0], *arguments)
+        started.finish()
+    except BaseException:
+        started.stop()
+        raise
+
+
+def fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
+         projections: Sequence[Projection], generations: dict[str, int], head: int,
+         page_size: int) -> None:
+    """Fold every event up to `head` into the projections' tables of the given generations
+    (created, empty, without secondary indexes).
 
     Each page is decoded once for all projections; a page's rows are written in one
     transaction, the keyed projections' rows in the last.
     """
-    head = recorder.max_notification_id() or 0
-    folds = [(projection, fold_for(projection),
-              projection.tables(fresh[projection.name].generation)) for projection in projections]
+    folds = [(projection, fold_for(projection), projection.tables(generations[projection.name]))
+             for projection in projections]
     position = 0
     while True:
         notifications = recorder.select_notifications(
@@ -96,7 +124,6 @@ def _fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[
         _fold_page(database, folds, envelopes, final=False)
         position = notifications[-1].id
     _fold_page(database, folds, [], final=True)
-    return head
 
 
 def _fold_page(database: ReadDatabase,
