@@ -75,6 +75,7 @@ from ledger.group_commit import (
 )
 from ledger.period_close import PeriodClose
 from ledger.pg_batch_write import BatchWriter
+from ledger.pg_reads import read_in_binary
 from ledger.pg_rows import use_fast_rows
 from ledger.pg_statements import render_statements
 from ledger.purchase_orders import PurchaseOrders
@@ -123,6 +124,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         super().__init__(env)
         use_fast_rows(self.recorder)  # PostgreSQL: the faster stored-event dumper
         render_statements(self.recorder)  # PostgreSQL: its insert statements rendered once
+        read_in_binary(self.recorder)  # PostgreSQL: the log read in binary, into tuples
         # PostgreSQL: a group-commit batch checked and saved in one round trip.
         self.batch_writer = BatchWriter.for_recorder(self.recorder)
         self.attempts_max = attempts_max
