@@ -13,6 +13,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import Mapper, Notification
@@ -215,10 +216,11 @@ def copy_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None
     driver = connection.connection.driver_connection
     assert driver is not None, "a PostgreSQL connection has its psycopg connection"
     statement = f"COPY {_quoted(table.name)} ({', '.join(map(_quoted, columns))}) FROM STDIN"
+    values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         write = copy.write_row
         for row in rows:
-            write([row[name] for name in columns])
+            write(values(row))
 
 
 def _quoted(name: str) -> str:

