@@ -74,6 +74,14 @@ def next_link(previous: str, record: Record) -> str:
     return hashlib.sha256(bytes.fromhex(previous) + canonical(record)).hexdigest()
 
 
+def link_after(previous: str, aggregate_id: str, version: int, topic: str, state: bytes) -> str:
+    """`next_link(previous, Record(_, UUID(aggregate_id), version, topic, state))` from the
+    fields themselves (`aggregate_id` a UUID's canonical text): the audit log's rebuild
+    links every event and writes the id's text anyway."""
+    return hashlib.sha256(bytes.fromhex(previous) + canonical_exported(
+        aggregate_id, version, topic, base64.b64encode(state).decode())).hexdigest()
+
+
 @dataclass(frozen=True)
 class Digest:
     """A point of the chain an auditor can keep: the link after the event at `position`."""

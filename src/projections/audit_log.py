@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
 )
 
-from ledger.chain import GENESIS, Record, next_link
+from ledger.chain import GENESIS, link_after
 from projections.base import Envelope, Projection, Row, copy_rows
 from projections.bulk import AppendFold
 from projections.encoding import instant
@@ -81,24 +81,21 @@ def chained_rows(envelopes: Sequence[Envelope], link: str) -> tuple[list[Row], s
     """The rows of consecutive events after the one whose link is `link`; the last link."""
     rows = []
     for envelope in envelopes:
-        link = next_link(link, record_of(envelope))
-        rows.append(audit_row(envelope, link))
+        notification = envelope.notification
+        aggregate_id = str(notification.originator_id)
+        link = link_after(link, aggregate_id, notification.originator_version,
+                          notification.topic, notification.state)
+        rows.append(audit_row(envelope, link, aggregate_id))
     return rows, link
 
 
-def record_of(envelope: Envelope) -> Record:
-    notification = envelope.notification
-    return Record(notification.id, notification.originator_id,  # type: ignore[arg-type]
-                  notification.originator_version, notification.topic, notification.state)
-
-
-def audit_row(envelope: Envelope, link: str) -> Row:
-    """The audit-log row of one event (pure, given the link)."""
+def audit_row(envelope: Envelope, link: str, aggregate_id: str) -> Row:
+    """The audit-log row of one event (pure, given the link and the aggregate id's text)."""
     event: Any = envelope.event
     effective_at = getattr(event, "effective_at", None)
     return {
         "position": envelope.position,
-        "aggregate_id": str(envelope.notification.originator_id),
+        "aggregate_id": aggregate_id,
         "aggregate_version": envelope.notification.originator_version,
         "topic": envelope.topic,
         "recorded_at": instant(event.timestamp),

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, Table, Text
 
-from ledger.domain.identity import event_id
+from ledger.domain.identity import event_id_text
 from ledger.posting import POSTING_TOPICS, entry
 from projections.base import Envelope, Projection, Row, copy_rows
 from projections.bulk import AppendFold
@@ -69,7 +69,7 @@ def journal_rows(envelope: Envelope) -> list[Row]:
     assert posted.balanced, f"the entry of position {envelope.position} does not balance"
     header = {
         "position": envelope.position,
-        "event_id": str(event_id(event.originator_id, event.originator_version)),
+        "event_id": event_id_text(event.originator_id, event.originator_version),
         "kind": posted.kind,
         "effective_at": instant(posted.effective_at),
         "recorded_at": instant(event.timestamp),

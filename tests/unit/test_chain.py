@@ -12,8 +12,10 @@ import re
 from uuid import UUID, uuid5
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ledger.chain import GENESIS, Digest, Record, Verdict, next_link, verify
+from ledger.chain import GENESIS, Digest, Record, Verdict, link_after, next_link, verify
 
 NAMESPACE = UUID("6f1c9d0e-3a57-4a5b-9b0e-2f4a9f8e1c21")
 EVENT_COUNT = 8
@@ -301,3 +303,15 @@ def test_a_digest_reads_back_what_it_prints() -> None:
 def test_a_malformed_digest_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="POSITION:SHA256HEX"):
         Digest.parse(text)
+
+
+# The audit log's rebuild links from the fields themselves.
+
+
+@given(st.uuids(), st.integers(min_value=1, max_value=2**31 - 1), st.text(max_size=40),
+       st.binary(max_size=300), st.sampled_from([GENESIS, "ab" * 32, "0f" * 32]))
+def test_a_link_from_the_fields_is_the_records_link(
+        aggregate_id: UUID, version: int, topic: str, state: bytes, previous: str) -> None:
+    record = Record(7, aggregate_id, version, topic, state)
+    assert link_after(previous, str(aggregate_id), version, topic, state) == next_link(
+        previous, record)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from hashlib import sha1
 from uuid import UUID, uuid5
 
 from ledger.errors import InvalidInput
@@ -47,6 +48,17 @@ def check_code(value: str, field: str) -> str:
 def event_id(aggregate_id: UUID, version: int) -> UUID:
     """A stored event's id: derived from its aggregate and version, so exports keep it."""
     return uuid5(NAMESPACE, f"event\x00{aggregate_id}\x00{version}")
+
+
+def event_id_text(aggregate_id: UUID, version: int) -> str:
+    """`str(event_id(aggregate_id, version))`, written straight from the SHA-1 (what uuid5
+    does, without building a UUID to turn back into text): the journal writes one per event."""
+    digest = bytearray(sha1(NAMESPACE.bytes + f"event\x00{aggregate_id}\x00{version}".encode())
+                       .digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def party_id(code: str) -> UUID:
