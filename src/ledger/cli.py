@@ -47,7 +47,7 @@ def _read_side(arguments: argparse.Namespace) -> int:
     from ledger.config import project_gather_seconds, read_models_url
     from ledger.gc_pause import freeze_long_lived
     from projections import registry
-    from projections.rebuild import rebuild
+    from projections.rebuild import RebuildRunning, rebuild
     from projections.service import ReadModels
     from projections.worker import run_worker
 
@@ -62,8 +62,12 @@ def _read_side(arguments: argparse.Namespace) -> int:
                 run_worker(read_models, ledger.recorder, ledger.mapper, [p.name for p in names],
                            gather_seconds=project_gather_seconds(settings))
             elif arguments.command == "rebuild":
-                states = rebuild(read_models.database, ledger.recorder, ledger.mapper, names,
-                                 helpers=_rebuild_helpers(settings))
+                try:
+                    states = rebuild(read_models.database, ledger.recorder, ledger.mapper,
+                                     names, helpers=_rebuild_helpers(settings))
+                except RebuildRunning as error:
+                    print(f"ledger: {error}", file=sys.stderr)
+                    return 3
                 for name, state in states.items():
                     print(f"{name}: rebuilt as generation {state.generation} at position "
                           f"{state.position}")

@@ -12,7 +12,9 @@ rebuild, so a query that began just before a switch still finds its tables.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
@@ -29,13 +31,58 @@ from projections.runner import apply_notifications
 REBUILD_PAGE_SIZE = 10_000
 
 
+class RebuildRunning(RuntimeError):
+    """Another rebuild of one of these projections is under way on these read models."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a rebuild of {name} is already running on these read models; "
+                         "nothing was changed")
+        self.name = name
+
+
 def rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
             projections: Sequence[Projection],
             page_size: int = REBUILD_PAGE_SIZE,
             helpers: Helpers | None = None) -> dict[str, state.State]:
-    """Rebuild the projections together; returns the states they switched to."""
-    with gc_paused():
+    """Rebuild the projections together; returns the states they switched to.
+
+    Raises RebuildRunning, before touching anything, while another rebuild of any of them
+    runs on the same PostgreSQL read models: both would fill, and one switch to, the same
+    next generation's tables."""
+    with _alone(database, [projection.name for projection in projections]), gc_paused():
         return _rebuild(database, recorder, mapper, projections, page_size, helpers)
+
+
+@contextmanager
+def _alone(database: ReadDatabase, names: Sequence[str]) -> Iterator[None]:
+    """Hold a session advisory lock per projection (PostgreSQL) for the rebuild's length;
+    the locks go with the connection if this process dies."""
+    if database.dialect != "postgresql":
+        yield
+        return
+    keys = {name: rebuild_lock_key(name, database.place) for name in names}
+    with database.writer.connect() as connection:
+        held: list[int] = []
+        try:
+            for name, key in keys.items():
+                if not connection.exec_driver_sql(
+                        "SELECT pg_try_advisory_lock(%(key)s)", {"key": key}).scalar():
+                    raise RebuildRunning(name)
+                held.append(key)
+            connection.commit()
+            yield
+        finally:
+            connection.rollback()
+            for key in held:
+                connection.exec_driver_sql("SELECT pg_advisory_unlock(%(key)s)", {"key": key})
+            connection.commit()
+
+
+def rebuild_lock_key(name: str, place: tuple[str, ...]) -> int:
+    """A stable signed 64-bit advisory-lock key for rebuilding one projection of one set of
+    read models."""
+    digest = hashlib.sha256(f"ledger-rebuild:{':'.join(place)}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _rebuild(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],

@@ -1,8 +1,9 @@
-"""A rebuild shared out between processes (`projections.rebuild_helpers`) on real databases.
+"""Rebuilds shared out between processes (`projections.rebuild_helpers`), and one at a time.
 
 What a user would notice: read models rebuilt with helpers that differ from a rebuild done
-alone, a failed helper that leaves half-filled tables switched in, or a helper that outlives
-the command that started it and writes into the next rebuild's tables.
+alone, a failed helper that leaves half-filled tables switched in, a helper that outlives
+the command that started it and writes into the next rebuild's tables, or two rebuilds of
+one projection at once filling (and switching to) the same tables.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from rebuild_support import failing_sources
 
@@ -25,7 +28,8 @@ from ledger.cli import open_rebuild_sources
 from ledger.commands import Dispatch, DispatchLine, Receipt, ReceiptLine
 from ledger.config import Settings, read_models_url, store_environment
 from ledger.domain.context import CommandMeta
-from projections.rebuild import rebuild
+from projections import registry
+from projections.rebuild import RebuildRunning, rebuild, rebuild_lock_key
 from projections.rebuild_helpers import Helpers, RebuildHelperFailed
 from projections.service import ReadModels
 
@@ -147,3 +151,48 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"  # a zombie has exited
+
+
+@pytest.mark.postgres
+def test_a_second_rebuild_of_a_projection_under_way_is_refused_and_changes_nothing(
+        ledger: Ledger, read_models: ReadModels, fresh_postgres_url: str) -> None:
+    rebuilt(ledger, read_models, None)
+    before = statuses(read_models)
+    key = rebuild_lock_key("journal", read_models.database.place)
+    # Another rebuild of the journal, in another session, holds its lock.
+    with psycopg.connect(_libpq(fresh_postgres_url), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (key,))
+
+        with pytest.raises(RebuildRunning, match="rebuild of journal is already running"):
+            rebuild(read_models.database, ledger.recorder, ledger.mapper,
+                    read_models.projections, helpers=helpers(fresh_postgres_url, 2))
+        assert statuses(read_models) == before
+        # Other projections are rebuilt meanwhile; the refused rebuild let go of its locks.
+        rebuild(read_models.database, ledger.recorder, ledger.mapper,
+                registry.select(["stock_levels", "audit_log"]))
+        after = statuses(read_models)
+        assert after["stock_levels"][0] == before["stock_levels"][0] + 1
+        assert after["journal"] == before["journal"]
+
+    rebuilt(ledger, read_models, None)  # the other rebuild ended: free again
+    assert statuses(read_models)["journal"][0] == before["journal"][0] + 1
+
+
+@pytest.mark.postgres
+def test_ledger_rebuild_says_when_another_is_under_way(
+        ledger: Ledger, read_models: ReadModels, fresh_postgres_url: str,
+        cli: Callable[..., tuple[int, str]]) -> None:
+    key = rebuild_lock_key("stock_card", read_models.database.place)
+    with psycopg.connect(_libpq(fresh_postgres_url), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (key,))
+        status, output = cli(fresh_postgres_url, "rebuild", "stock_card")
+    assert status == 3
+    assert "a rebuild of stock_card is already running" in output
+
+    status, output = cli(fresh_postgres_url, "rebuild", "stock_card")
+    assert status == 0, output
+
+
+def _libpq(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
