@@ -47,6 +47,7 @@ HOT = ("HOT-1", "L00")
 COLD = ("COLD-1", "L00")
 COLD_MOVEMENTS = 10
 SHORT_HISTORY_EVENTS = 10_000
+AS_OF_ROUNDS = 10
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -278,53 +279,72 @@ def head_digest_of(stdout: str) -> str | None:
 # Reading the store back ----------------------------------------------------------------------
 
 
-def as_of_latencies(database_url: str, moment: datetime, count: int) -> list[float]:
-    """Seconds per stock-as-of query (what GET /stock?sku=&as_of= runs), over the SKUs."""
+def as_of_latencies(stores: list[tuple[str, datetime]], count: int,
+                    rounds: int = AS_OF_ROUNDS) -> list[list[float]]:
+    """Seconds per stock-as-of query (what GET /stock?sku=&as_of= runs), over the SKUs, for
+    each (database URL, moment): `count` each, in `rounds` alternating rounds."""
     from ledger.config import Settings, read_models_url
-    from projections import queries
     from projections.service import ReadModels
 
-    settings = Settings.from_environ({**os.environ, "LEDGER_DATABASE_URL": database_url})
-    read_models = ReadModels.open(read_models_url(settings))
-    levels = read_models.by_name["stock_levels"]
-    card = read_models.by_name["stock_card"]
-    latencies: list[float] = []
+    opened = [ReadModels.open(read_models_url(Settings.from_environ(
+        {**os.environ, "LEDGER_DATABASE_URL": url}))) for url, _ in stores]
+    latencies: list[list[float]] = [[] for _ in stores]
     try:
-        for n in range(count + 10):  # the first 10 warm the pool and the caches
-            sku = SKUS[(n * 37) % len(SKUS)]
-            started = time.perf_counter()
-            states = read_models.wait(["stock_levels", "stock_card"], 0, 5.0)
-            with read_models.database.reader.connect() as connection:
-                page = queries.stock_as_of(
-                    connection, levels, states["stock_levels"].generation, card,
-                    states["stock_card"].generation, moment=moment, sku=sku, location=None,
-                    after=None, limit=50)
-            elapsed = time.perf_counter() - started
-            if not page.rows:
-                raise RuntimeError(f"stock of {sku} as of {moment} came back empty")
-            if n >= 10:
-                latencies.append(elapsed)
+        for read_models, (_, moment) in zip(opened, stores, strict=True):
+            _as_of_queries(read_models, moment, range(10))  # warm the pool and the caches
+        for round_number in range(rounds):
+            numbers = range(round_number, count, rounds)
+            for read_models, (_, moment), mine in zip(opened, stores, latencies, strict=True):
+                mine.extend(_as_of_queries(read_models, moment, numbers))
     finally:
-        read_models.close()
+        for read_models in opened:
+            read_models.close()
     return latencies
 
 
-def aggregate_loads(database_url: str, sku: str, location: str, repeats: int
-                    ) -> tuple[list[float], int]:
-    """Seconds per `Ledger.stock_bin(sku, location)`, and the version it loaded."""
+def _as_of_queries(read_models: Any, moment: datetime, numbers: range) -> list[float]:
+    from projections import queries
+
+    levels = read_models.by_name["stock_levels"]
+    card = read_models.by_name["stock_card"]
+    latencies = []
+    for n in numbers:
+        sku = SKUS[(n * 37) % len(SKUS)]
+        started = time.perf_counter()
+        states = read_models.wait(["stock_levels", "stock_card"], 0, 5.0)
+        with read_models.database.reader.connect() as connection:
+            page = queries.stock_as_of(
+                connection, levels, states["stock_levels"].generation, card,
+                states["stock_card"].generation, moment=moment, sku=sku, location=None,
+                after=None, limit=50)
+        latencies.append(time.perf_counter() - started)
+        if not page.rows:
+            raise RuntimeError(f"stock of {sku} as of {moment} came back empty")
+    return latencies
+
+
+def aggregate_loads(database_url: str, bins: list[tuple[str, str, int]]
+                    ) -> list[tuple[list[float], int]]:
+    """Seconds per `Ledger.stock_bin(sku, location)` for each (sku, location, repeats), the
+    bins loaded in turn (so that a change in the machine's speed weighs on all), and the
+    version each loaded."""
     from benchmark.workload import make_ledger
 
     ledger = make_ledger(database_url)
     try:
         ledger.stock_bin(*COLD)  # connect and warm up first
-        times, version = [], 0
-        for _ in range(repeats):
-            started = time.perf_counter()
-            loaded = ledger.stock_bin(sku, location)
-            times.append(time.perf_counter() - started)
-            if loaded is None:
-                raise RuntimeError(f"no bin {sku} at {location}")
-            version = loaded.version
-        return times, version
+        times: list[list[float]] = [[] for _ in bins]
+        versions = [0] * len(bins)
+        for turn in range(max(repeats for _, _, repeats in bins)):
+            for index, (sku, location, repeats) in enumerate(bins):
+                if turn >= repeats:
+                    continue
+                started = time.perf_counter()
+                loaded = ledger.stock_bin(sku, location)
+                times[index].append(time.perf_counter() - started)
+                if loaded is None:
+                    raise RuntimeError(f"no bin {sku} at {location}")
+                versions[index] = loaded.version
+        return list(zip(times, versions, strict=True))
     finally:
         ledger.close()
