@@ -92,13 +92,13 @@ def test_a_projection_worker_lets_events_gather_for_25_ms_unless_told_otherwise(
         project_gather_seconds(Settings.from_environ({"LEDGER_PROJECT_GATHER_MS": "1001"}))
 
 
-def test_a_rebuild_folds_in_one_process_per_core_up_to_four_unless_told_otherwise() -> None:
+def test_a_rebuild_folds_in_one_process_per_core_up_to_three_unless_told_otherwise() -> None:
     from ledger.config import rebuild_processes
 
     default = Settings.from_environ({})
     assert rebuild_processes(default, cores=2) == 2
     assert rebuild_processes(default, cores=1) == 1
-    assert rebuild_processes(default, cores=32) == 4
+    assert rebuild_processes(default, cores=32) == 3
     assert rebuild_processes(Settings.from_environ({"LEDGER_REBUILD_PROCESSES": "1"}),
                              cores=8) == 1
     assert rebuild_processes(Settings.from_environ({"LEDGER_REBUILD_PROCESSES": "6"}),
