@@ -9,10 +9,9 @@ by stable keys; their codes are configuration, applied when the journal is read
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from ledger.domain.purchase_order import PurchaseOrder
@@ -42,9 +41,12 @@ DISPATCH_REASONS = {"internal use": INTERNAL_USE, "internal_use": INTERNAL_USE,
                     "样品": SAMPLES}
 
 
-@dataclass(frozen=True)
-class Posting:
-    """One journal line: an amount on one side of one account, with its dimensions."""
+class Posting(NamedTuple):
+    """One journal line: an amount on one side of one account, with its dimensions.
+
+    A named tuple rather than a frozen dataclass (both immutable, read by name): every
+    posting event makes two or more, and a rebuild folds a million events; 2.0 → 0.7 µs
+    to make one (timeit)."""
 
     account: str
     debit: Decimal
@@ -57,8 +59,7 @@ class Posting:
     quantity: Decimal | None = None
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """A journal entry: what kind of business event, when it counts, and its lines."""
 
     kind: str
