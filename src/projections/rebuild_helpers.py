@@ -1,13 +1,13 @@
 """Helper processes for a rebuild: the projections shared out, each share folded apart.
 
-A rebuild is bound by the interpreter: reading and decoding the log costs about 20 µs an
-event, the folds together about 50 (docs/benchmarks.md). On PostgreSQL several processes
+A rebuild is bound by the interpreter: reading and decoding the log costs about 17 µs an
+event, the folds together about 40 (docs/architecture.md). On PostgreSQL several processes
 can fill the next generation's tables at once, each writing tables no other touches: the
 projections are shared out by their measured cost (`Projection.rebuild_cost`), every
 process reads and decodes the log up to the same head, and each folds and writes only its
-own share. The process that asked for the rebuild takes one share itself and, once every
-helper has finished, builds the indexes and switches generations as before, in one
-transaction: a helper that fails leaves the live generation serving, untouched.
+own share, then builds that share's indexes. The process that asked for the rebuild takes
+one share itself and, once every helper has finished, switches generations as before, in
+one transaction: a helper that fails leaves the live generation serving, untouched.
 
 A helper is a fresh interpreter (`python -m projections.rebuild_helpers`: nothing of the
 parent's connections or threads is inherited, and nothing of its `__main__` is run again),
