@@ -252,9 +252,9 @@ def copy_rows(connection: Connection, table: Table, rows: Sequence[Row]) -> None
 
 def _binary_types(table: Table) -> list[str] | None:
     """The PostgreSQL types of a table of integers and text, for a binary COPY (None for any
-    other table: its rows go as text, and its digest is written by `json.dumps`). Binary rows are dumped without escaping or digits:
-    1.6 → 0.65 µs of CPU a journal row (200,000 rows, two runs each), the server's time
-    the same."""
+    other table: its rows go as text, and its digest is written by `json.dumps`). Binary
+    rows are dumped without escaping or digits: 1.6 → 0.65 µs of CPU a journal row
+    (200,000 rows, two runs each), the server's time the same."""
     types = []
     for column in table.columns:
         kind = column.type
