@@ -93,13 +93,11 @@ class BatchWriter:
             return None
         return cls(recorder)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def read_after(self, position: int, limit: int) -> list[Notification]:
-        """The events stored after `position` (at most `limit`), in log order."""
-        with self.recorder.datastore.get_connection() as connection, \
-                connection.cursor() as cursor:
-            cursor.execute(self.after, (position, limit), prepare=True)
-            return [_notification(row) for row in cursor.fetchall()]
+        """The events stored after `position` (at most `limit`), in log order: the
+        recorder's own read (on the ledger's recorder, `ledger.pg_reads`)."""
+        return list(self.recorder.select_notifications(
+            start=position, limit=limit, inclusive_of_start=False))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def write(self, stored_events: Sequence[StoredEvent], position: int,
