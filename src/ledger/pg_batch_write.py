@@ -20,15 +20,21 @@ A refusal is covered too: the aggregates a refused command looked up are in the 
 set. Measured on this machine: a trivial round trip costs ~0.1 ms, the check's ~0.2 ms of
 the writer's CPU (docs/architecture.md).
 
-Everything else is the library's: the table, its composite type, the rows
-(`pg_rows.StoredEventRow`), the lock and NOTIFY statements (`pg_statements`), and the
-errors (a duplicate version is still an IntegrityError, raised by its `get_connection`).
+The batch's events go as four arrays, one per column, in binary (`unnest(ids, versions,
+topics, states)`), not as the library's one array of its composite type in text: the
+server then copies each state as it is, where parsing a composite's text costs it about
+18 µs a row of 1 KB (32 rows: 1.29 → 0.73 ms a round trip, docs/architecture.md).
+
+Everything else is the library's: the table, the lock and NOTIFY statements
+(`pg_statements`), and the errors (a duplicate version is still an IntegrityError,
+raised by its `get_connection`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -73,21 +79,17 @@ class BatchWriter:
             # aggregate id it could walk every event of a long-lived bin.
             self.insert = SQL(
                 "WITH later AS MATERIALIZED (SELECT originator_id FROM {0} "
-                "WHERE notification_id > %s) "
+                "WHERE notification_id > %b) "
                 "INSERT INTO {0} (originator_id, originator_version, topic, state) "
-                "SELECT originator_id, originator_version, topic, state "
-                "FROM unnest(%s::{1}.{2}[]) "
-                "WHERE NOT EXISTS (SELECT FROM later WHERE originator_id = ANY(%s::{3}[])) "
+                "SELECT * FROM unnest(%b::{1}[], %b::int8[], %b::text[], %b::bytea[]) "
+                "WHERE NOT EXISTS (SELECT FROM later WHERE originator_id = ANY(%b::{1}[])) "
                 "RETURNING notification_id").format(
-                    table, Identifier(datastore.schema),
-                    Identifier(recorder.stored_event_type_name),
-                    Identifier(datastore.originator_id_type)).as_bytes(connection)
+                    table, Identifier(datastore.originator_id_type)).as_bytes(connection)
 
     @classmethod
     def for_recorder(cls, recorder: Any) -> BatchWriter | None:
         """A writer for the library's PostgreSQL application recorder; None for any other."""
-        needed = ("datastore", "lock_table_statements", "events_table_name", "channel_name",
-                  "stored_event_type_name", "construct_pg_stored_event")
+        needed = ("datastore", "lock_table_statements", "events_table_name", "channel_name")
         if not all(hasattr(recorder, name) for name in needed) \
                 or not hasattr(recorder.datastore, "get_connection"):
             return None
@@ -104,9 +106,8 @@ class BatchWriter:
               watched: Collection[UUID], limit: int) -> BatchWrite:
         """Store `stored_events` unless an event after `position` belongs to an aggregate in
         `watched`; with the events others stored after `position` (at most `limit`)."""
-        rows = [self.recorder.construct_pg_stored_event(
-            event.originator_id, event.originator_version, event.topic, event.state)
-            for event in stored_events]
+        columns = (list(map(_id, stored_events)), list(map(_version, stored_events)),
+                   list(map(_topic, stored_events)), list(map(_state, stored_events)))
         # The pipeline's exit sends the one Sync and reads every result: the one round trip
         # (a `sync()` before it would cost a second, empty one). An error (a duplicate
         # version) is raised there; the pool's connection context then rolls the aborted
@@ -120,7 +121,8 @@ class BatchWriter:
                     control.execute(statement, prepare=True)
                 control.execute(self.notify)
                 found.execute(self.after, (position, limit), prepare=True)
-                stored.execute(self.insert, (position, rows, list(watched)), prepare=True)
+                stored.execute(self.insert, (position, *columns, list(watched)), prepare=True,
+                               binary=True)
                 control.execute(b"COMMIT")
             foreign = [_notification(row) for row in found.fetchall()]
             positions = [row["notification_id"] for row in stored.fetchall()]
@@ -128,6 +130,12 @@ class BatchWriter:
             return BatchWrite(foreign, None)
         assert len(positions) == len(stored_events), "every event stored, or none"
         return BatchWrite(foreign, positions)
+
+
+_id = attrgetter("originator_id")
+_version = attrgetter("originator_version")
+_topic = attrgetter("topic")
+_state = attrgetter("state")
 
 
 def _notification(row: Any) -> Notification:

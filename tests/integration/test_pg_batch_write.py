@@ -144,6 +144,27 @@ def test_an_empty_watch_list_and_an_empty_batch_are_accepted(
     assert writer.read_after(position + 1, 10) == []
 
 
+def test_every_byte_of_a_state_and_any_topic_are_stored_exactly(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    """The batch goes as column arrays in binary: states of every byte value, empty and
+    large ones, non-ASCII and quoting characters in topics, and versions past 32 bits are
+    read back exactly as the library's own read returns them."""
+    mine = uuid.uuid4()
+    events = [
+        StoredEvent(mine, 1, 'test:Événement "quoted", (with) {braces}\\', bytes(range(256))),
+        StoredEvent(mine, 2, "test:空", b""),
+        StoredEvent(mine, 2**40, "test:Large", b"\x00\\x" * 50_000),
+    ]
+    position = head(ledger)
+
+    written = writer.write(events, position, [mine], 10)
+
+    assert written.positions == [position + 1, position + 2, position + 3]
+    stored = ledger.recorder.select_events(mine)
+    assert [(e.originator_id, e.originator_version, e.topic, e.state) for e in stored] == [
+        (e.originator_id, e.originator_version, e.topic, e.state) for e in events]
+
+
 def test_the_batch_holds_the_librarys_lock_so_positions_stay_in_commit_order(
         ledger: Ledger, writer: BatchWriter, fresh_postgres_url: str) -> None:
     """Writers racing the library's own save through the same table lock: every write's
