@@ -2,9 +2,9 @@
 
 Phases, in order (each in scratch schemas of the database `ledger_bench`, dropped after):
 
-1–3  raw      the database's limits with psycopg: INSERT + COMMIT per row (1, 4, 16
+1–3  raw      the database's limits with psycopg: INSERT + COMMIT per row (1, 4, 16, 64
               threads), COPY in 10,000-row transactions, reading the table in pages
-4    ledger   16 clients (and 1, 4) calling Ledger.receive / Ledger.dispatch
+4    ledger   16 clients (and 1, 4, 64) calling Ledger.receive / Ledger.dispatch
 5    baseline the same through a plain eventsourcing application at its defaults
 6    http     the same through `ledger serve` (production layout), plus GET /stock to a
               query process of its own and to the writing one
@@ -48,7 +48,7 @@ PHASES = ("raw", "ledger", "baseline", "http", "history")
 class Plan:
     mode: str
     window: float  # seconds of the 16-client windows
-    short_window: float  # seconds of the 1- and 4-client windows (the plot's other points)
+    short_window: float  # seconds of the 1-, 4- and 64-client windows (the plot's others)
     copy_rows: int
     history_events: int
     hot_movements: int
@@ -480,7 +480,7 @@ def methods(plan: Plan) -> list[str]:
     return [
         "**Clients** are closed-loop threads that start together and issue the next "
         f"operation as soon as the last one answered; a window lasts {w} at 16 clients and "
-        f"{s} at 1 and 4. Rates count the operations completed inside the window; "
+        f"{s} at 1, 4 and 64 (the targets are at 16; 64 is context for the plot). Rates count the operations completed inside the window; "
         "latencies are those operations' own. A sync of the file system and a CHECKPOINT "
         "precede every timed phase.",
         "**1 raw_insert_commit**: a table created with eventsourcing 9.5's DDL for the "

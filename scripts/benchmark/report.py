@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmark.stats import Figures
 
-CLIENTS = (1, 4, 16)
+CLIENTS = (1, 4, 16, 64)
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,9 @@ RATIOS = (
     Ratio("baseline_commands/raw_insert_commit",
           "baseline_commands / raw_insert_commit (context: expected near 0.1)",
           "baseline_commands", "raw_insert_commit", "", None),
+    Ratio("ledger_commands_64/raw_insert_commit_64",
+          "ledger_commands / raw_insert_commit at 64 clients (context)",
+          "ledger_commands_64_clients", "raw_insert_commit_64_clients", "", None),
 )
 
 
