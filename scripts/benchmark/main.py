@@ -480,7 +480,8 @@ def methods(plan: Plan) -> list[str]:
     return [
         "**Clients** are closed-loop threads that start together and issue the next "
         f"operation as soon as the last one answered; a window lasts {w} at 16 clients and "
-        f"{s} at 1, 4 and 64 (the targets are at 16; 64 is context for the plot). Rates count the operations completed inside the window; "
+        f"{s} at 1, 4 and 64 (the targets are at 16; 64 is context for the plot). Rates "
+        "count the operations completed inside the window; "
         "latencies are those operations' own. A sync of the file system and a CHECKPOINT "
         "precede every timed phase.",
         "**1 raw_insert_commit**: a table created with eventsourcing 9.5's DDL for the "
