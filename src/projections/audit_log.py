@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 from ledger.chain import GENESIS, link_after
-from projections.base import Envelope, Projection, Row, copy_rows
+from projections.base import Carried, Envelope, Projection, Row, copy_rows
 from projections.bulk import AppendFold
 from projections.encoding import instant
 
@@ -52,14 +52,18 @@ class AuditLogProjection(Projection):
         return {"audit_log": table}
 
     def apply_page(self, connection: Connection, tables: dict[str, Table],
-                   envelopes: Sequence[Envelope]) -> None:
+                   envelopes: Sequence[Envelope], carried: Carried | None = None) -> None:
         if not envelopes:
             return
         table = tables["audit_log"]
-        previous = connection.execute(
-            select(table.c.link).order_by(table.c.position.desc()).limit(1)).scalar()
-        rows, _ = chained_rows(envelopes, previous or GENESIS)
+        previous = None if carried is None else carried.link
+        if previous is None:
+            previous = connection.execute(
+                select(table.c.link).order_by(table.c.position.desc()).limit(1)).scalar()
+        rows, link = chained_rows(envelopes, previous or GENESIS)
         copy_rows(connection, table, rows)
+        if carried is not None:
+            carried.link = link
 
     def bulk_fold(self) -> AuditFold:
         return AuditFold()

@@ -13,6 +13,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, ClassVar
 
@@ -38,6 +39,28 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 Row = dict[str, Any]
 KEY_CHUNK = 500
+# What a runner may carry from one page to its next (`Carried`): at most this many rows of a
+# keyed projection; past it the rows are forgotten and loaded again as pages touch them.
+CARRIED_ROWS_MAX = 100_000
+
+
+class Carried:
+    """What one projection's pages leave for the runner's next page of it: the rows they
+    wrote (a keyed projection) or the last chain link (the audit log).
+
+    It stands for the tables only while nobody else writes them: the runner empties it
+    whenever a page finds the projection's state other than its own last page left it,
+    and after a page that failed."""
+
+    __slots__ = ("link", "rows")
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[Hashable, ...], Row] = {}
+        self.link: str | None = None
+
+    def clear(self) -> None:
+        self.rows = {}
+        self.link = None
 
 
 class Envelope:
@@ -94,8 +117,9 @@ class Projection(ABC):
 
     @abstractmethod
     def apply_page(self, connection: Connection, tables: dict[str, Table],
-                   envelopes: Sequence[Envelope]) -> None:
-        """Fold a page of events (only this projection's topics) into its tables."""
+                   envelopes: Sequence[Envelope], carried: Carried | None = None) -> None:
+        """Fold a page of events (only this projection's topics) into its tables; `carried`,
+        when given, holds what this projection's previous page left (and is updated)."""
 
     def digest(self, connection: Connection, generation: int) -> str:
         """SHA-256 over every row of every table, in primary-key order, canonically encoded."""
@@ -142,15 +166,31 @@ class KeyedProjection(Projection):
         """The row after the event (pure: returns a new dictionary)."""
 
     def apply_page(self, connection: Connection, tables: dict[str, Table],
-                   envelopes: Sequence[Envelope]) -> None:
+                   envelopes: Sequence[Envelope], carried: Carried | None = None) -> None:
+        """Load the rows the page touches (those the previous page left are carried), fold,
+        write them back."""
         table = tables[self.table_name]
         keys = list(dict.fromkeys(self.key(envelope) for envelope in envelopes))
-        existing = load_rows(connection, table, keys)
+        known = {} if carried is None or _binary_types(table) is None else carried.rows
+        existing = {key: known[key] for key in keys if key in known}
+        if len(existing) < len(keys):
+            existing.update(load_rows(connection, table, [k for k in keys if k not in known]))
         rows = dict(existing)
         for envelope in envelopes:
             key = self.key(envelope)
             rows[key] = self.fold(rows.get(key), envelope)
         write_rows(connection, table, existing.keys(), rows)
+        if carried is not None and known is carried.rows:
+            _carry(carried, table, rows)
+
+
+def _carry(carried: Carried, table: Table, rows: dict[tuple[Hashable, ...], Row]) -> None:
+    """Keep a page's rows as stored (the table's columns only) for the next page."""
+    if len(carried.rows) + len(rows) > CARRIED_ROWS_MAX:
+        carried.rows = {}
+    names = [column.name for column in table.columns]
+    for key, row in rows.items():
+        carried.rows[key] = {name: row[name] for name in names}
 
 
 def _key_columns(table: Table) -> list[Any]:
@@ -162,9 +202,11 @@ def load_rows(connection: Connection, table: Table,
     """The stored rows for some primary keys, by key."""
     columns = _key_columns(table)
     found: dict[tuple[Hashable, ...], Row] = {}
+    postgresql = connection.dialect.name == "postgresql"
     for start in range(0, len(keys), KEY_CHUNK):
         chunk = keys[start:start + KEY_CHUNK]
-        statement = select(table).where(_among(connection, columns, chunk))
+        statement = (_select_among(table) if postgresql
+                     else select(table).where(_in_list(columns, chunk)))
         for row in connection.execute(statement, _key_arrays(columns, chunk)).mappings():
             found[tuple(row[column.name] for column in columns)] = dict(row)
     return found
@@ -182,8 +224,7 @@ def write_rows(connection: Connection, table: Table, existing: Iterable[tuple[Ha
         if stored:
             columns = _key_columns(table)
             keys = list(stored)
-            connection.execute(delete(table).where(_among(connection, columns, keys)),
-                               _key_arrays(columns, keys))
+            connection.execute(_delete_among(table), _key_arrays(columns, keys))
         copy_rows(connection, table, list(rows.values()))
         return
     updates = [row for key, row in rows.items() if key in stored]
@@ -202,22 +243,34 @@ def write_rows(connection: Connection, table: Table, existing: Iterable[tuple[Ha
         ])
 
 
-def _among(connection: Connection, columns: list[Any],
-           keys: Sequence[tuple[Hashable, ...]]) -> Any:
-    """A condition: the row's key is one of `keys`.
-
-    On PostgreSQL the keys travel as one array per key column (`_key_arrays`), joined by
-    `unnest`: the statement is the same whatever the number of keys, so SQLAlchemy,
-    psycopg and the server each prepare it once. Elsewhere, an IN list of the keys.
-    """
-    if connection.dialect.name == "postgresql":
-        given = func.unnest(*(bindparam(f"keys_{column.name}", type_=ARRAY(column.type))
-                              for column in columns)).table_valued(
-            *(column.name for column in columns)).render_derived()
-        return tuple_(*columns).in_(select(*given.c))
+def _in_list(columns: list[Any], keys: Sequence[tuple[Hashable, ...]]) -> Any:
+    """A condition for SQLite: the row's key is one of `keys`, as an IN list."""
     if len(columns) > 1:
         return tuple_(*columns).in_(keys)
     return columns[0].in_([key[0] for key in keys])
+
+
+@lru_cache(maxsize=1024)
+def _select_among(table: Table) -> Any:
+    """PostgreSQL: `SELECT` of the rows whose keys are among `_key_arrays`, built once per
+    table (building the expression had cost more than running it)."""
+    return select(table).where(_among(_key_columns(table)))
+
+
+@lru_cache(maxsize=1024)
+def _delete_among(table: Table) -> Any:
+    """PostgreSQL: `DELETE` of the rows whose keys are among `_key_arrays`, built once."""
+    return delete(table).where(_among(_key_columns(table)))
+
+
+def _among(columns: list[Any]) -> Any:
+    """A condition: the row's key is among the arrays `_key_arrays` binds, one per key
+    column, joined by `unnest`: the statement is the same whatever the number of keys, so
+    SQLAlchemy, psycopg and the server each prepare it once."""
+    given = func.unnest(*(bindparam(f"keys_{column.name}", type_=ARRAY(column.type))
+                          for column in columns)).table_valued(
+        *(column.name for column in columns)).render_derived()
+    return tuple_(*columns).in_(select(*given.c))
 
 
 def _key_arrays(columns: list[Any], keys: Sequence[tuple[Hashable, ...]]) -> dict[str, Any]:

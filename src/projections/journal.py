@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData,
 
 from ledger.domain.identity import event_id_text
 from ledger.posting import POSTING_TOPICS, entry
-from projections.base import Envelope, Projection, Row, copy_rows
+from projections.base import Carried, Envelope, Projection, Row, copy_rows
 from projections.bulk import AppendFold
 from projections.encoding import e2, e3, instant
 
@@ -49,7 +49,7 @@ class JournalProjection(Projection):
         return {"journal": table}
 
     def apply_page(self, connection: Connection, tables: dict[str, Table],
-                   envelopes: Sequence[Envelope]) -> None:
+                   envelopes: Sequence[Envelope], carried: Carried | None = None) -> None:
         rows = page_rows(envelopes)
         if rows:
             copy_rows(connection, tables["journal"], rows)

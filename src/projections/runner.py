@@ -18,7 +18,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 from sqlalchemy import Connection
 
 from projections import state
-from projections.base import Envelope, Projection
+from projections.base import Carried, Envelope, Projection
 from projections.database import ReadDatabase
 
 PAGE_SIZE = 500
@@ -41,6 +41,10 @@ class ProjectionRunner:
         # Replays for audits stop at a position: nothing after it is applied.
         self.stop_at = stop_at
         self.advanced = threading.Condition()
+        self._paging = threading.Lock()
+        # What this runner's last committed page left: each state, and what it carries.
+        self._left: dict[str, state.State] = {}
+        self._carried = {projection.name: Carried() for projection in self.projections}
 
     @property
     def names(self) -> list[str]:
@@ -53,18 +57,36 @@ class ProjectionRunner:
 
     def advance(self) -> int:
         """Apply one page; returns how many notifications it consumed (0 when caught up)."""
-        with self.database.writer.begin() as connection:
-            states = state.read(connection, self.names, for_update=True)
-            start = min(current.position for current in states.values())
-            notifications = self.recorder.select_notifications(
-                start=start, limit=self.page_size, stop=self.stop_at, inclusive_of_start=False)
-            if notifications:
-                apply_notifications(connection, self.mapper, self.projections, states,
-                                    notifications)
+        with self._paging:
+            try:
+                notifications = self._page()
+            except BaseException:
+                self._forget(self.names)
+                raise
         if notifications:
             with self.advanced:
                 self.advanced.notify_all()
         return len(notifications)
+
+    def _page(self) -> Sequence[Notification]:
+        with self.database.writer.begin() as connection:
+            states = state.read(connection, self.names, for_update=True)
+            self._forget([name for name in self.names
+                          if states.get(name) != self._left.get(name)])
+            start = min(current.position for current in states.values())
+            notifications = self.recorder.select_notifications(
+                start=start, limit=self.page_size, stop=self.stop_at, inclusive_of_start=False)
+            left = states
+            if notifications:
+                left = apply_notifications(connection, self.mapper, self.projections, states,
+                                           notifications, carried=self._carried)
+        self._left = dict(left)
+        return notifications
+
+    def _forget(self, names: Sequence[str]) -> None:
+        for name in names:
+            self._carried[name].clear()
+            self._left.pop(name, None)
 
     def catch_up(self, pages_max: int = 1_000_000) -> int:
         """Apply pages until the log is exhausted; returns the notifications consumed."""
@@ -96,8 +118,10 @@ class ProjectionRunner:
 def apply_notifications(connection: Connection, mapper: Mapper[Any],
                         projections: Sequence[Projection], states: dict[str, state.State],
                         notifications: Sequence[Notification], *,
-                        write_state: bool = True) -> None:
-    """Fold notifications into each projection past its position; move every position."""
+                        write_state: bool = True,
+                        carried: dict[str, Carried] | None = None) -> dict[str, state.State]:
+    """Fold notifications into each projection past its position; move every position
+    (written unless `write_state` is false, and returned)."""
     envelopes = [
         Envelope(n, mapper) for n in notifications
         if any(projection.reads(n.topic) for projection in projections)
@@ -108,9 +132,11 @@ def apply_notifications(connection: Connection, mapper: Mapper[Any],
         mine = [e for e in envelopes
                 if e.position > current.position and projection.reads(e.topic)]
         if mine:
-            projection.apply_page(connection, projection.tables(current.generation), mine)
+            projection.apply_page(connection, projection.tables(current.generation), mine,
+                                  None if carried is None else carried[projection.name])
+    moved = {projection.name: state.State(states[projection.name].generation,
+                                          max(states[projection.name].position, last))
+             for projection in projections}
     if write_state:
-        state.write_all(connection, {
-            projection.name: state.State(states[projection.name].generation,
-                                         max(states[projection.name].position, last))
-            for projection in projections})
+        state.write_all(connection, moved)
+    return moved

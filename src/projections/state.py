@@ -72,13 +72,18 @@ def drop_tables(connection: Connection, projection: Projection, generation: int)
 def read(connection: Connection, names: Sequence[str], *,
          for_update: bool = False) -> dict[str, State]:
     """The states of some projections (locked until commit on PostgreSQL when asked)."""
-    statement = select(PROJECTION_STATE).where(PROJECTION_STATE.c.name.in_(list(names)))
-    if for_update and connection.dialect.name == "postgresql":
-        statement = statement.order_by(PROJECTION_STATE.c.name).with_for_update()
+    locked = for_update and connection.dialect.name == "postgresql"
     return {
         row.name: State(row.generation, row.position)
-        for row in connection.execute(statement)
+        for row in connection.execute(_READ_LOCKED if locked else _READ,
+                                      {"state_names": list(names)})
     }
+
+
+# Built once: a runner reads (and locks) its states every page.
+_READ = select(PROJECTION_STATE).where(
+    PROJECTION_STATE.c.name.in_(bindparam("state_names", expanding=True)))
+_READ_LOCKED = _READ.order_by(PROJECTION_STATE.c.name).with_for_update()
 
 
 def reached(states: dict[str, State], names: Sequence[str], position: int) -> bool:

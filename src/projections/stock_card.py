@@ -14,7 +14,7 @@ from typing import ClassVar
 from sqlalchemy import BigInteger, Column, Connection, Index, Integer, MetaData, Table, Text
 
 from ledger.domain.stock_bin import StockBin
-from projections.base import Envelope, Projection, Row, copy_rows
+from projections.base import Carried, Envelope, Projection, Row, copy_rows
 from projections.bulk import AppendFold
 from projections.encoding import e2, e3, e6, instant
 from projections.stock_levels import MOVEMENT_TOPICS
@@ -68,7 +68,7 @@ class StockCardProjection(Projection):
         return {"stock_card": table}
 
     def apply_page(self, connection: Connection, tables: dict[str, Table],
-                   envelopes: Sequence[Envelope]) -> None:
+                   envelopes: Sequence[Envelope], carried: Carried | None = None) -> None:
         if envelopes:
             copy_rows(connection, tables["stock_card"], card_rows(envelopes))
 
