@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from psycopg import sql
+
 from benchmark import cpu, machine, pg, raw, report
 from benchmark.stats import Figures, LoadResult, median, percentile, run_clients
 
@@ -358,6 +360,25 @@ def _page_size() -> str:
     return f"{size:,}" if isinstance(size, int) else "?"
 
 
+def _rebuild_output_floor(run: Run, schema: str, events: int) -> None:
+    """Context for (8): what the rebuild wrote, written again by the server alone."""
+    with pg.connect() as conn:
+        generation = conn.execute(sql.SQL("SELECT max(generation) FROM {}").format(
+            sql.Identifier(schema, "projection_state"))).fetchone()[0]  # type: ignore[index]
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s "
+            "ORDER BY tablename", (schema, f"%\\_g{generation}"))]
+    floor = raw.write_tables(schema, tables)
+    run.figures.add(
+        "rebuild_output_copy", events / floor.seconds, "events/s",
+        f"context: what the rebuild wrote ({floor.rows:,} rows, {floor.rows / events:.1f} a "
+        f"log event, {len(tables)} tables) COPYed again into empty tables on one connection "
+        "and indexed, no application code: how fast the server alone takes a rebuild's "
+        "output", "")
+    say(f"rebuild's output, written again by the server alone: {floor.seconds:.1f} s "
+        f"({events / floor.seconds:,.0f} log events/s, {floor.rows:,} rows)")
+
+
 def _rebuild_processes() -> int:
     """The processes `ledger rebuild` folds in here (LEDGER_REBUILD_PROCESSES, else one per
     core)."""
@@ -424,6 +445,7 @@ def _history_long(run: Run, made: History, short_url: str, short_moment: datetim
               "context: the whole command, with the status table's digests", "8")
         say(f"rebuild: {seconds:.1f} s ({made.events / seconds:,.0f} events/s); the command "
             f"{rebuilt.result['seconds']:.1f} s")
+        _rebuild_output_floor(run, long, made.events)
 
         exported = run.work / "reexport.jsonl"
         again = history.ledger_command(["export", "--to", str(exported)], url,
