@@ -78,7 +78,7 @@ def _read_side(arguments: argparse.Namespace) -> int:
 
 
 def _rebuild_helpers(settings: Settings) -> Any:
-    """How `ledger rebuild` shares its folds out (`projections.rebuild_helpers`)."""
+    """How `ledger rebuild` shares the log's aggregates out (`projections.rebuild_helpers`)."""
     from functools import partial
 
     from ledger.config import read_models_url, rebuild_processes

@@ -94,10 +94,6 @@ class Projection(ABC):
     name: ClassVar[str]
     # The event topics this projection folds; None for every event in the log.
     topics: ClassVar[frozenset[str] | None]
-    # What folding costs in a rebuild, in µs per event of the log (measured on the benchmark's
-    # history): how `rebuild` shares projections out between processes. Only the proportions
-    # matter.
-    rebuild_cost: ClassVar[float] = 0.1
 
     def __init__(self) -> None:
         self._tables: dict[int, dict[str, Table]] = {}

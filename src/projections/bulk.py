@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
 
+from eventsourcing.persistence import Notification
 from sqlalchemy import Connection, Table
 
 from projections.base import Envelope, KeyedProjection, Projection, Row, copy_rows
@@ -26,6 +27,12 @@ class BulkFold(ABC):
     @abstractmethod
     def add(self, envelopes: Sequence[Envelope]) -> None:
         """Fold a page of this projection's events (in log order)."""
+
+    def add_page(self, log: Sequence[Notification], envelopes: Sequence[Envelope]) -> None:
+        """Fold a page: `envelopes` are this projection's events among those of the
+        rebuild's part of the aggregates, `log` every event of the page."""
+        if envelopes:
+            self.add(envelopes)
 
     @abstractmethod
     def flush(self, connection: Connection, tables: dict[str, Table], *, final: bool) -> None:

@@ -24,7 +24,6 @@ class CostLayersProjection(KeyedProjection):
     name = "cost_layers"
     table_name = "cost_layers"
     topics: ClassVar[frozenset[str]] = MOVEMENT_TOPICS | {StockBin.Opened.TOPIC}
-    rebuild_cost: ClassVar[float] = 5.5
 
     def define_tables(self, metadata: MetaData, suffix: str) -> dict[str, Table]:
         return {"cost_layers": Table(

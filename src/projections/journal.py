@@ -22,7 +22,6 @@ from projections.encoding import e2, e3, instant
 class JournalProjection(Projection):
     name = "journal"
     topics: ClassVar[frozenset[str] | None] = POSTING_TOPICS
-    rebuild_cost: ClassVar[float] = 16.6
 
     def define_tables(self, metadata: MetaData, suffix: str) -> dict[str, Table]:
         table = Table(

@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 from sqlalchemy import Connection, Index
 
 from ledger.gc_pause import gc_paused
@@ -25,7 +27,7 @@ from projections import state
 from projections.base import Envelope, Projection
 from projections.bulk import BulkFold, fold_for
 from projections.database import ReadDatabase
-from projections.rebuild_helpers import Helpers, Started, shares
+from projections.rebuild_helpers import Helpers, Started
 from projections.runner import apply_notifications
 
 REBUILD_PAGE_SIZE = 10_000
@@ -134,34 +136,58 @@ def _create(connection: Connection, indexes: Sequence[Index]) -> None:
 def _fill_shared(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
                  projections: Sequence[Projection], arguments: tuple[dict[str, int], int, int],
                  helpers: Helpers | None) -> None:
-    """`fill` every projection: here alone, or with helper processes each filling a share
-    of them (PostgreSQL, a log of at least `helpers.min_events`)."""
-    head = arguments[1]
-    parts = [list(projections)]
+    """`fill` every projection: here alone, or with helper processes, each folding the
+    events of a part of the aggregates (PostgreSQL, a log of at least
+    `helpers.min_events`); then build the tables' secondary indexes."""
+    generations, head, _ = arguments
+    count = 1
     if helpers is not None and helpers.processes > 1 and database.dialect == "postgresql" \
             and head >= helpers.min_events:
-        parts = shares(projections, helpers.processes)
+        count = helpers.processes
     started = Started()
     try:
-        for share in parts[1:]:
+        for index in range(1, count):
             assert helpers is not None
-            started.start(helpers, share, fill, arguments)
-        fill(database, recorder, mapper, parts[0], *arguments)
+            started.start(helpers, projections, fill, (*arguments, Part(index, count)))
+        fill(database, recorder, mapper, projections, *arguments, Part(0, count))
         started.finish()
     except BaseException:
         started.stop()
         raise
+    with database.writer.begin() as connection:
+        _create(connection, _indexes(projections, generations))
+
+
+@dataclass(frozen=True)
+class Part:
+    """The aggregates one process of a rebuild folds: those whose id modulo `count` is
+    `index`. Every row of every read model comes from the events of one aggregate (a bin's
+    stock level and cost layers, an item, an order, an event's journal lines and card row),
+    so the parts' rows never meet; only the audit log's chain runs through them all."""
+
+    index: int = 0
+    count: int = 1
+
+    def of(self, notifications: Sequence[Notification]) -> Sequence[Notification]:
+        if self.count == 1:
+            return notifications
+        count, index = self.count, self.index
+        return [n for n in notifications if _number(n.originator_id) % count == index]
+
+
+def _number(originator_id: UUID | str) -> int:
+    return (originator_id if isinstance(originator_id, UUID) else UUID(originator_id)).int
 
 
 def fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[Any],
          projections: Sequence[Projection], generations: dict[str, int], head: int,
-         page_size: int) -> None:
-    """Fold every event up to `head` into the projections' tables of the given generations
-    (created, empty, without secondary indexes), then build their indexes.
+         page_size: int, part: Part = Part()) -> None:
+    """Fold the events of `part` of the aggregates, up to `head`, into the projections'
+    tables of the given generations (created, empty, without secondary indexes).
 
-    Each page is decoded once for all projections; a page's rows are written in one
-    transaction, the keyed projections' rows in the last. (Each helper process builds its
-    share's indexes at the same time as the others.)
+    Each page is read whole (the audit log's chain runs through every event) and its part
+    decoded once for all projections; a page's rows are written in one transaction, the
+    keyed projections' rows in the last.
     """
     folds = [(projection, fold_for(projection), projection.tables(generations[projection.name]))
              for projection in projections]
@@ -171,22 +197,20 @@ def fill(database: ReadDatabase, recorder: ApplicationRecorder, mapper: Mapper[A
             start=position, limit=page_size, stop=head, inclusive_of_start=False)
         if not notifications:
             break
-        envelopes = [Envelope(notification, mapper) for notification in notifications]
-        _fold_page(database, folds, envelopes, final=False)
+        envelopes = [Envelope(notification, mapper) for notification in part.of(notifications)]
+        _fold_page(database, folds, notifications, envelopes, final=False)
         position = notifications[-1].id
-    _fold_page(database, folds, [], final=True)
-    with database.writer.begin() as connection:
-        _create(connection, _indexes(projections, generations))
+    _fold_page(database, folds, [], [], final=True)
 
 
 def _fold_page(database: ReadDatabase,
                folds: Sequence[tuple[Projection, BulkFold, dict[str, Any]]],
-               envelopes: Sequence[Envelope], *, final: bool) -> None:
+               log: Sequence[Notification], envelopes: Sequence[Envelope], *,
+               final: bool) -> None:
     for projection, fold, _ in folds:
         mine = envelopes if projection.topics is None else [
             envelope for envelope in envelopes if envelope.topic in projection.topics]
-        if mine:
-            fold.add(mine)
+        fold.add_page(log, mine)
     with database.writer.begin() as connection:
         for _, fold, tables in folds:
             fold.flush(connection, tables, final=final)

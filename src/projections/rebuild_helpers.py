@@ -1,18 +1,18 @@
-"""Helper processes for a rebuild: the projections shared out, each share folded apart.
+"""Helper processes for a rebuild: the log's aggregates shared out, each part folded apart.
 
-A rebuild is bound by the interpreter: reading and decoding the log costs about 17 µs an
-event, the folds together about 40 (docs/architecture.md). On PostgreSQL several processes
-can fill the next generation's tables at once, each writing tables no other touches: the
-projections are shared out by their measured cost (`Projection.rebuild_cost`), every
-process reads and decodes the log up to the same head, and each folds and writes only its
-own share, then builds that share's indexes. The process that asked for the rebuild takes
-one share itself and, once every helper has finished, switches generations as before, in
-one transaction: a helper that fails leaves the live generation serving, untouched.
+A rebuild is bound by the interpreter: decoding an event and folding it into every read
+model costs about 75 µs (docs/architecture.md). On PostgreSQL several processes can fill
+the next generation's tables at once: each reads the whole log up to the same head, runs
+the audit log's hash chain through all of it, and decodes and folds only the events of its
+part of the aggregates (`projections.rebuild.Part`), whose rows no other part writes. The
+process that asked for the rebuild folds one part itself and, once every helper has
+finished, builds the tables' indexes and switches generations as before, in one
+transaction: a helper that fails leaves the live generation serving, untouched.
 
 A helper is a fresh interpreter (`python -m projections.rebuild_helpers`: nothing of the
 parent's connections or threads is inherited, and nothing of its `__main__` is run again),
 given its work pickled on stdin: a picklable `open` that gives it its own read-model
-database, event-store recorder and mapper, its projections' classes and what to fill.
+database, event-store recorder and mapper, the projections' classes and what to fill.
 """
 
 from __future__ import annotations
@@ -55,35 +55,20 @@ class Helpers:
 
 
 class RebuildHelperFailed(RuntimeError):
-    """A helper process did not finish its share; nothing was switched."""
-
-
-def shares(projections: Sequence[Projection], processes: int) -> list[list[Projection]]:
-    """The projections in at most `processes` shares of about equal cost, the dearest first
-    placed first; each share keeps the given order. Deterministic: equal costs go to the
-    share listed first."""
-    count = max(1, min(processes, len(projections)))
-    totals = [0.0] * count
-    placed: list[list[int]] = [[] for _ in range(count)]
-    by_cost = sorted(range(len(projections)), key=lambda n: -projections[n].rebuild_cost)
-    for index in by_cost:
-        cheapest = totals.index(min(totals))
-        placed[cheapest].append(index)
-        totals[cheapest] += projections[index].rebuild_cost
-    return [[projections[n] for n in sorted(indexes)] for indexes in placed if indexes]
+    """A helper process did not finish its part; nothing was switched."""
 
 
 class Started:
-    """Helper processes folding their shares; `finish` waits for them and reports."""
+    """Helper processes folding their parts; `finish` waits for them and reports."""
 
     def __init__(self) -> None:
         self.running: list[subprocess.Popen[bytes]] = []
 
-    def start(self, helpers: Helpers, share: Sequence[Projection],
+    def start(self, helpers: Helpers, projections: Sequence[Projection],
               fill: Callable[..., None], arguments: tuple[Any, ...]) -> None:
-        """Start a helper on `fill(database, recorder, mapper, share, *arguments)`."""
-        work = pickle.dumps((helpers.open, [type(projection) for projection in share], fill,
-                             arguments))
+        """Start a helper on `fill(database, recorder, mapper, projections, *arguments)`."""
+        work = pickle.dumps((helpers.open, [type(projection) for projection in projections],
+                             fill, arguments))
         # Whatever this process can import, the helper can (a test's or a script's path).
         path = os.pathsep.join(entry for entry in sys.path if entry)
         process = subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid())],
@@ -104,7 +89,7 @@ class Started:
                                       + "\n".join(failures))
 
     def stop(self) -> None:
-        """Stop whatever still runs (this process's own share failed)."""
+        """Stop whatever still runs (this process's own part failed)."""
         for process in self.running:
             process.kill()
             process.wait()
@@ -114,7 +99,7 @@ class Started:
 
 
 def _report(process: subprocess.Popen[bytes]) -> str | None:
-    """None when the helper finished its share; else what went wrong."""
+    """None when the helper finished its part; else what went wrong."""
     assert process.stdout is not None
     with process.stdout:
         output = process.stdout.read()
@@ -141,7 +126,7 @@ def _exit_with(parent: int) -> None:
 
 
 def _helper_main(parent: int) -> int:
-    """A helper process: read its work from stdin, open its own sources, fold its share,
+    """A helper process: read its work from stdin, open its own sources, fold its part,
     and write its report (None, or the traceback) to stdout. Anything else it prints goes
     to stderr."""
     reports = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

@@ -34,7 +34,6 @@ ZERO = Decimal(0)
 class StockCardProjection(Projection):
     name = "stock_card"
     topics: ClassVar[frozenset[str]] = MOVEMENT_TOPICS
-    rebuild_cost: ClassVar[float] = 8.3
 
     def define_tables(self, metadata: MetaData, suffix: str) -> dict[str, Table]:
         table = Table(

@@ -23,7 +23,6 @@ class StockLevelsProjection(KeyedProjection):
     name = "stock_levels"
     table_name = "stock_levels"
     topics: ClassVar[frozenset[str]] = MOVEMENT_TOPICS | RESERVATION_TOPICS
-    rebuild_cost: ClassVar[float] = 3.1
 
     def define_tables(self, metadata: MetaData, suffix: str) -> dict[str, Table]:
         return {"stock_levels": Table(

