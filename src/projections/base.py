@@ -52,14 +52,17 @@ class Carried:
     whenever a page finds the projection's state other than its own last page left it,
     and after a page that failed."""
 
-    __slots__ = ("link", "rows")
+    __slots__ = ("decoded", "link", "rows")
 
     def __init__(self) -> None:
         self.rows: dict[tuple[Hashable, ...], Row] = {}
+        # What a projection decoded of its carried rows, by key (its own to read and keep).
+        self.decoded: dict[tuple[Hashable, ...], Any] = {}
         self.link: str | None = None
 
     def clear(self) -> None:
         self.rows = {}
+        self.decoded = {}
         self.link = None
 
 
@@ -172,18 +175,26 @@ class KeyedProjection(Projection):
         if len(existing) < len(keys):
             existing.update(load_rows(connection, table, [k for k in keys if k not in known]))
         rows = dict(existing)
-        for envelope in envelopes:
-            key = self.key(envelope)
-            rows[key] = self.fold(rows.get(key), envelope)
+        carrying = carried if carried is not None and known is carried.rows else None
+        self.fold_page(rows, envelopes, carrying)
         write_rows(connection, table, existing.keys(), rows)
-        if carried is not None and known is carried.rows:
-            _carry(carried, table, rows)
+        if carrying is not None:
+            _carry(carrying, table, rows)
+
+    def fold_page(self, rows: dict[tuple[Hashable, ...], Row], envelopes: Sequence[Envelope],
+                  carried: Carried | None) -> None:
+        """Fold a page's events, in order, into `rows` (by key); `carried.decoded` is this
+        projection's to use, when given."""
+        key, fold = self.key, self.fold
+        for envelope in envelopes:
+            at = key(envelope)
+            rows[at] = fold(rows.get(at), envelope)
 
 
 def _carry(carried: Carried, table: Table, rows: dict[tuple[Hashable, ...], Row]) -> None:
     """Keep a page's rows as stored (the table's columns only) for the next page."""
     if len(carried.rows) + len(rows) > CARRIED_ROWS_MAX:
-        carried.rows = {}
+        carried.rows, carried.decoded = {}, {}
     names = [column.name for column in table.columns]
     for key, row in rows.items():
         carried.rows[key] = {name: row[name] for name in names}

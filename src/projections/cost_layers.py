@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Hashable, Sequence
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, Text
 
 from ledger.costing import CostState, Layer, apply_movement
 from ledger.domain.stock_bin import StockBin
-from projections.base import Envelope, KeyedProjection, Row
+from projections.base import Carried, Envelope, KeyedProjection, Row
 from projections.bulk import KeyedFold
 from projections.stock_levels import MOVEMENT_TOPICS
 
@@ -42,6 +42,24 @@ class CostLayersProjection(KeyedProjection):
         held = () if row is None else layers_of(row["layers"])
         moved, layers = advance(row, held, envelope)
         return {**moved, "layers": dump_layers(layers)}
+
+    def fold_page(self, rows: dict[tuple[Hashable, ...], Row], envelopes: Sequence[Envelope],
+                  carried: Carried | None) -> None:
+        """As `fold` event by event, each bin's layers read once a page (or not at all, when
+        the runner carries them decoded from its previous page) and written once."""
+        decoded = {} if carried is None else carried.decoded
+        touched: dict[tuple[Hashable, ...], tuple[Layer, ...]] = {}
+        for envelope in envelopes:
+            at = self.key(envelope)
+            row = rows.get(at)
+            layers = touched.get(at)
+            if layers is None:
+                layers = () if row is None else _layers(decoded, at, row["layers"])
+            rows[at], touched[at] = advance(row, layers, envelope)
+        for at, layers in touched.items():
+            text = dump_layers(layers)
+            rows[at] = {**rows[at], "layers": text}
+            decoded[at] = (text, layers)
 
     def bulk_fold(self) -> CostLayersFold:
         return CostLayersFold(self)
@@ -81,6 +99,15 @@ def advance(row: Row | None, layers: tuple[Layer, ...],
         return moved, layers
     held = CostState(method="fifo", layers=layers)
     return moved, apply_movement(held, tuple(event.removed), tuple(event.added)).layers
+
+
+def _layers(decoded: dict[tuple[Hashable, ...], Any], at: tuple[Hashable, ...],
+            text: str) -> tuple[Layer, ...]:
+    """A bin's layers from its row's text, or as decoded when that text was written."""
+    known = decoded.get(at)
+    if known is not None and known[0] == text:
+        return known[1]  # type: ignore[no-any-return]
+    return layers_of(text)
 
 
 def layers_of(text: str) -> tuple[Layer, ...]:
