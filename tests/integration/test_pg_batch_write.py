@@ -11,16 +11,19 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
-from psycopg import pq
+from psycopg import pq, sql
 
 from ledger.application import Ledger
 from ledger.config import store_environment
 from ledger.pg_batch_write import BatchWriter
 
 pytestmark = pytest.mark.postgres
+WAIT_SECONDS = 10.0
 
 
 @pytest.fixture
@@ -163,6 +166,37 @@ def test_every_byte_of_a_state_and_any_topic_are_stored_exactly(
     stored = ledger.recorder.select_events(mine)
     assert [(e.originator_id, e.originator_version, e.topic, e.state) for e in stored] == [
         (e.originator_id, e.originator_version, e.topic, e.state) for e in events]
+
+
+def test_a_batch_that_stores_notifies_listeners_once_and_one_that_stores_nothing_does_not(
+        ledger: Ledger, writer: BatchWriter, fresh_postgres_url: str) -> None:
+    """Projection runners wake on the library's channel: a written batch notifies it once
+    (in the batch's own statement, with the library's empty payload); a batch stopped by
+    another writer's event stores nothing and notifies nothing."""
+    parts = urlsplit(fresh_postgres_url)
+    channel = ledger.recorder.channel_name
+    with psycopg.connect(urlunsplit((*parts[:3], "", "")), autocommit=True) as listener:
+        listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+        def received_until_marker() -> list[str]:
+            # Notifications arrive in commit order: everything sent before the marker first.
+            listener.execute("SELECT pg_notify(%s, 'marker')", (channel,))
+            payloads = []
+            for notify in listener.notifies(timeout=WAIT_SECONDS):
+                if notify.payload == "marker":
+                    return payloads
+                payloads.append(notify.payload)
+            raise AssertionError(f"no marker within {WAIT_SECONDS} s: {payloads}")
+
+        mine, theirs = uuid.uuid4(), uuid.uuid4()
+        assert writer.write([event(mine, 1), event(mine, 2)], head(ledger), [mine], 10).positions
+        assert received_until_marker() == [""]
+        stale = head(ledger)
+        ledger.recorder.insert_events([event(theirs, 1)])  # the library's save notifies too
+        assert writer.write([event(mine, 3)], stale, [mine, theirs], 10).positions is None
+        assert received_until_marker() == [""]
+        assert writer.write([], head(ledger), [mine], 10).positions == []  # stores nothing
+        assert received_until_marker() == []
 
 
 def test_the_batch_holds_the_librarys_lock_so_positions_stay_in_commit_order(
