@@ -1,7 +1,8 @@
 """Group commit: concurrent commands decided in order and saved in one transaction.
 
 Callers queue their commands; one writer thread takes up to `batch_max` of them (waiting at
-most `window` for more once the first arrived), decides each in order against the same
+most `window` for more once the first arrived, less once as many are queued as the last
+batch took), decides each in order against the same
 in-memory aggregates — so two commands on one bin see each other — and saves every
 command's events in one `save()`. A command refused by its own rules is dropped from the
 batch without touching the others (it is decided on copies of the aggregates, merged back
@@ -41,6 +42,9 @@ BATCH_ATTEMPTS_MAX = 8
 MISSING = object()  # the cache's mark for an aggregate that does not exist (yet)
 # More events than this from other writers since the last batch: the cache starts afresh.
 FOREIGN_MAX = 10_000
+# The writer sleeps through a batch's window in slices this long, to see whether the batch
+# has already grown as large as the last one (`GroupCommitter._fill`).
+WINDOW_SLICE_SECONDS = 0.0001  # seconds, not money: float-ok
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class GroupCommitter:
         self.settings = settings
         self.cache = AggregateCache(ledger, settings.cache_max)
         self.closing = False
+        self.last_size = 0  # how many commands the last batch took
         # SimpleQueue: put and get in C, without Queue's conditions and task counting.
         self.queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -190,23 +195,34 @@ class GroupCommitter:
 
     def _fill(self, batch: list[Pending], spent: float = 0.0) -> bool:
         """Take what else is queued once the window (less `spent` of it already) has
-        passed; True when told to stop.
+        passed, or as soon as as many commands are queued as the last batch took (two at
+        least: a lone command still waits the window for company); True when told to stop.
 
         The writer sleeps through the window and then takes what arrived, rather than
         waking for each command as it is queued: each wake-up would take the interpreter
-        lock back from the callers that are busy queueing the rest of the batch."""
-        left = self.settings.window_seconds - spent
-        if left > 0 and len(batch) < self.settings.batch_max:
-            time.sleep(left)
+        lock back from the callers that are busy queueing the rest of the batch. It looks
+        at the queue's length every `WINDOW_SLICE_SECONDS`: callers that were all answered
+        at the end of the last batch (clients each waiting for their answer before they
+        send again) are back well before the window ends, and the rest of it was idle."""
+        expected = min(max(self.last_size, 2), self.settings.batch_max)
+        deadline = time.perf_counter() + self.settings.window_seconds - spent
+        while len(batch) + self.queue.qsize() < expected:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            time.sleep(min(left, WINDOW_SLICE_SECONDS))
+        stopping = False
         while len(batch) < self.settings.batch_max:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
-                return False
+                break
             if item is None:
-                return True
+                stopping = True
+                break
             batch.append(item)
-        return False
+        self.last_size = len(batch)
+        return stopping
 
 
 def check_period(workspace: Workspace, effective_at: Any) -> None:

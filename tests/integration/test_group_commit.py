@@ -387,6 +387,26 @@ def test_commands_queued_within_the_window_share_one_batch(database_url: str) ->
         assert second.outcome().lines[0]["quantity_on_hand_after"] == D("1")
 
 
+def test_once_as_many_are_queued_as_the_last_batch_took_the_window_is_not_waited_out(
+        database_url: str) -> None:
+    """Callers that each wait for their answer before they send again are all back well
+    before the window ends: the writer takes the batch once it is as large as the last one
+    (two at least), not when the window (an hour here) has passed."""
+    with BatchLedger(store_environment(database_url)) as app:
+        register(app)  # a lone command waits the whole window for company: not here
+    with BatchLedger(store_environment(database_url),
+                     GroupCommitSettings(window_seconds=3600.0)) as app:
+        answered: list[str] = []
+        for round_number, quantity in enumerate(("3", "4"), start=1):
+            batches = len(app.batches)
+            for sku in (FIFO, AVG):
+                assert app.enqueue(receipt(sku, quantity), OPERATOR,
+                                   lambda sku=sku: answered.append(sku)) is not None
+            wait_until(lambda count=2 * round_number: len(answered) == count)
+            assert [len(batch) for batch in app.batches[batches:]] == [2]
+        assert (on_hand(app), on_hand(app, AVG)) == (D("7"), D("7"))
+
+
 def test_a_burst_larger_than_batch_max_is_decided_in_order_in_several_batches(
         database_url: str) -> None:
     settings = GroupCommitSettings(batch_max=2, window_seconds=0)
