@@ -42,9 +42,6 @@ BATCH_ATTEMPTS_MAX = 8
 MISSING = object()  # the cache's mark for an aggregate that does not exist (yet)
 # More events than this from other writers since the last batch: the cache starts afresh.
 FOREIGN_MAX = 10_000
-# The writer sleeps through a batch's window in slices this long, to see whether the batch
-# has already grown as large as the last one (`GroupCommitter._fill`).
-WINDOW_SLICE_SECONDS = 0.0001  # seconds, not money: float-ok
 
 
 @dataclass(frozen=True)
@@ -127,6 +124,10 @@ class GroupCommitter:
         self.cache = AggregateCache(ledger, settings.cache_max)
         self.closing = False
         self.last_size = 0  # how many commands the last batch took
+        # While the writer waits out a window: how many queued commands complete its batch
+        # (0: it is not waiting), and the event the caller that queues the last of them sets.
+        self.awaited = 0
+        self.complete = threading.Event()
         # SimpleQueue: put and get in C, without Queue's conditions and task counting.
         self.queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -143,10 +144,13 @@ class GroupCommitter:
         if self.closing:
             raise LedgerClosed()
         self.queue.put(pending)
+        if self.awaited and self.queue.qsize() >= self.awaited:
+            self.complete.set()
 
     def close(self) -> None:
         self.closing = True
         self.queue.put(None)
+        self.complete.set()  # a window being waited out ends now
         self.thread.join(timeout=10)
         self._refuse_queued()
 
@@ -198,19 +202,20 @@ class GroupCommitter:
         passed, or as soon as as many commands are queued as the last batch took (two at
         least: a lone command still waits the window for company); True when told to stop.
 
-        The writer sleeps through the window and then takes what arrived, rather than
-        waking for each command as it is queued: each wake-up would take the interpreter
-        lock back from the callers that are busy queueing the rest of the batch. It looks
-        at the queue's length every `WINDOW_SLICE_SECONDS`: callers that were all answered
-        at the end of the last batch (clients each waiting for their answer before they
-        send again) are back well before the window ends, and the rest of it was idle."""
-        expected = min(max(self.last_size, 2), self.settings.batch_max)
-        deadline = time.perf_counter() + self.settings.window_seconds - spent
-        while len(batch) + self.queue.qsize() < expected:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                break
-            time.sleep(min(left, WINDOW_SLICE_SECONDS))
+        The writer waits out the window and then takes what arrived, rather than waking for
+        each command as it is queued: each wake-up would take the interpreter lock back
+        from the callers that are busy queueing the rest of the batch. The caller that
+        queues the command completing the batch wakes it: callers that each wait for their
+        answer before they send again were all answered at the end of the last batch, are
+        back well before the window ends, and the rest of it was idle."""
+        awaited = min(max(self.last_size, 2), self.settings.batch_max) - len(batch)
+        left = self.settings.window_seconds - spent
+        if awaited > 0 and left > 0:
+            self.complete.clear()
+            self.awaited = awaited  # set before the queue is looked at: no wake-up is lost
+            if self.queue.qsize() < awaited:
+                self.complete.wait(left)
+            self.awaited = 0
         stopping = False
         while len(batch) < self.settings.batch_max:
             try:
