@@ -1,8 +1,8 @@
 """Group commit: concurrent commands decided in order and saved in one transaction.
 
 Callers queue their commands; one writer thread takes up to `batch_max` of them (waiting at
-most `window` for more once the first arrived, less once as many are queued as the last
-batch took), decides each in order against the same
+most `window` for more once the first arrived, less once as many are queued as the largest
+batch lately), decides each in order against the same
 in-memory aggregates — so two commands on one bin see each other — and saves every
 command's events in one `save()`. A command refused by its own rules is dropped from the
 batch without touching the others (it is decided on copies of the aggregates, merged back
@@ -123,7 +123,9 @@ class GroupCommitter:
         self.settings = settings
         self.cache = AggregateCache(ledger, settings.cache_max)
         self.closing = False
-        self.last_size = 0  # how many commands the last batch took
+        # How many commands a batch is expected to gather: the largest batch lately (each
+        # smaller batch lowers it by one).
+        self.expected = 0
         # While the writer waits out a window: how many queued commands complete its batch
         # (0: it is not waiting), and the event the caller that queues the last of them sets.
         self.awaited = 0
@@ -199,8 +201,10 @@ class GroupCommitter:
 
     def _fill(self, batch: list[Pending], spent: float = 0.0) -> bool:
         """Take what else is queued once the window (less `spent` of it already) has
-        passed, or as soon as as many commands are queued as the last batch took (two at
-        least: a lone command still waits the window for company); True when told to stop.
+        passed, or as soon as as many commands are queued as the largest batch lately took
+        (`expected`: two at least, so a lone command still waits the window for company;
+        each smaller batch lowers it by one, so that batches gathered while requests trickle
+        in do not shrink it at once); True when told to stop.
 
         The writer waits out the window and then takes what arrived, rather than waking for
         each command as it is queued: each wake-up would take the interpreter lock back
@@ -208,7 +212,7 @@ class GroupCommitter:
         queues the command completing the batch wakes it: callers that each wait for their
         answer before they send again were all answered at the end of the last batch, are
         back well before the window ends, and the rest of it was idle."""
-        awaited = min(max(self.last_size, 2), self.settings.batch_max) - len(batch)
+        awaited = min(max(self.expected, 2), self.settings.batch_max) - len(batch)
         left = self.settings.window_seconds - spent
         if awaited > 0 and left > 0:
             self.complete.clear()
@@ -226,7 +230,7 @@ class GroupCommitter:
                 stopping = True
                 break
             batch.append(item)
-        self.last_size = len(batch)
+        self.expected = max(len(batch), self.expected - 1)
         return stopping
 
 
