@@ -91,11 +91,15 @@ def _rebuild_helpers(settings: Settings) -> Any:
 @contextmanager
 def open_rebuild_sources(store: Mapping[str, str], read_url: str) -> Iterator[Any]:
     """What a rebuild helper process reads and writes: the read-model database, and the event
-    store's recorder and mapper (a ledger of its own, without group commit)."""
+    store's recorder and mapper (a ledger of its own, without group commit).
+
+    A helper creates no tables: the ledger that started it has, and helpers starting
+    together would each run the library's `CREATE ... IF NOT EXISTS` statements at once,
+    which PostgreSQL can refuse ("tuple concurrently updated")."""
     from ledger.application import Ledger
     from projections.database import connect
 
-    with Ledger(store) as ledger:
+    with Ledger({**store, "CREATE_TABLE": "false"}) as ledger:
         database = connect(read_url)
         try:
             yield database, ledger.recorder, ledger.mapper

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -88,6 +88,23 @@ def test_a_rebuild_with_helpers_equals_one_done_alone(
     assert helped == alone
     positions = {position for _, position, _ in statuses(read_models).values()}
     assert positions == {ledger.head_position()}
+
+
+@pytest.mark.postgres
+def test_a_helpers_sources_create_no_tables(fresh_postgres_url: str) -> None:
+    """Helpers start together; each creating the store's tables at once (the library's
+    CREATE ... IF NOT EXISTS) failed one of them now and then ("tuple concurrently
+    updated"). The ledger that starts them has created the tables: a helper creates none."""
+    settings = Settings(database_url=fresh_postgres_url)
+    with open_rebuild_sources(store_environment(fresh_postgres_url),
+                              read_models_url(settings)):
+        pass
+    parts = urlsplit(fresh_postgres_url)
+    schema = dict(parse_qsl(parts.query))["schema"]
+    with psycopg.connect(urlunsplit((*parts[:3], "", ""))) as connection:
+        tables = connection.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = %s", (schema,)).fetchone()
+    assert tables == (0,)
 
 
 @pytest.mark.postgres
