@@ -12,6 +12,10 @@ Phases, in order (each in scratch schemas of the database `ledger_bench`, droppe
               `ledger export` (digest check) → stock-as-of queries against a 10,000-event
               store → loading a long-lived bin and a short-lived one
 
+Phases 1, 4, 5 and 6 set up and measure their 1-, 4- and 64-client windows in turn and stay
+ready; their 16-client windows (the targets') then run in interleaved rounds before phase
+7 (`benchmark.rounds`: the machine's speed drifts, and the ratios compare those windows).
+
 Prints a table, writes docs/benchmarks.md and docs/benchmarks-clients.svg, and with
 --json FILE the figures and ratios as JSON. Exit status: 0 when every phase ran (whether
 or not the targets were met), 1 when a phase failed, 2 on bad arguments or no database.
@@ -36,7 +40,8 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql
 
-from benchmark import cpu, machine, pg, raw, report
+from benchmark import cpu, machine, pg, raw, report, rounds
+from benchmark.rounds import Window, described, mean_usage, merged
 from benchmark.stats import Figures, LoadResult, median, percentile, run_clients
 
 if TYPE_CHECKING:
@@ -44,12 +49,15 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 PHASES = ("raw", "ledger", "baseline", "http", "history")
+# Phases whose 16-client window is measured in interleaved rounds (benchmark.rounds).
+ROUND_PHASES = ("raw", "ledger", "baseline", "http")
 
 
 @dataclass(frozen=True)
 class Plan:
     mode: str
-    window: float  # seconds of the 16-client windows
+    window: float  # seconds of the 16-client windows, all rounds together
+    rounds: int  # the 16-client windows of phases 1, 4, 5 and 6: interleaved rounds
     short_window: float  # seconds of the 1-, 4- and 64-client windows (the plot's others)
     copy_rows: int
     history_events: int
@@ -61,10 +69,11 @@ class Plan:
     command_timeout: float
 
 
-QUICK = Plan("quick", window=5, short_window=2, copy_rows=200_000, history_events=20_000,
+QUICK = Plan("quick", window=5, rounds=1, short_window=2, copy_rows=200_000, history_events=20_000,
              hot_movements=10_000, as_of_queries=60, hot_loads=11, cold_loads=21,
              stall_seconds=5, command_timeout=600)
-FULL = Plan("full", window=30, short_window=10, copy_rows=1_000_000, history_events=1_000_000,
+FULL = Plan("full", window=30, rounds=5, short_window=10, copy_rows=1_000_000,
+            history_events=1_000_000,
             hot_movements=100_000, as_of_queries=300, hot_loads=11, cold_loads=51,
             stall_seconds=15, command_timeout=6 * 3600)
 
@@ -78,12 +87,43 @@ class Run:
     keep: bool
     pin: bool = True  # the ledger's and the baseline's process on one core (cpu.one_core)
     curves: dict[str, dict[int, float]] = field(default_factory=dict)
+    # What phases 1, 4, 5 and 6 set up stays open for their 16-client rounds (`rounds`).
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    contenders: list[rounds.Contender] = field(default_factory=list)
 
-    def window(self, clients: int) -> float:
-        return self.plan.window if clients == 16 else self.plan.short_window
+    @property
+    def round_window(self) -> float:
+        """Seconds of one round's 16-client window."""
+        return self.plan.window / self.plan.rounds
 
     def curve(self, key: str, clients: int, rate: float) -> None:
         self.curves.setdefault(key, {})[clients] = rate
+
+    def run_rounds(self) -> None:
+        """The 16-client windows of the phases set up so far, in interleaved rounds; then
+        what those phases set up is closed."""
+        try:
+            if self.contenders:
+                say(f"--- 16-client windows: {self.plan.rounds} round(s) of "
+                    f"{', '.join(c.name for c in self.contenders)}, "
+                    f"{self.round_window:g} s each")
+                rounds.run_rounds(self.contenders, self.plan.rounds, self.round_window,
+                                  self._failed, say, _settle)
+        finally:
+            self.contenders.clear()
+            self.figures.drop_unfilled()
+            self.stack.close()
+
+    def _failed(self, phase: str, error: Exception) -> None:
+        traceback.print_exception(error)
+        self.figures.errors.append(f"{phase}: {type(error).__name__}: {error}"[:2000])
+
+
+
+def _settle() -> None:
+    waited = pg.autovacuum_quiet()
+    if waited >= 0.5:
+        say(f"waited {waited:.1f} s for autovacuum to finish before the next window")
 
 
 def say(text: str) -> None:
@@ -114,42 +154,57 @@ def _cpu(run: Run, phase: str, usage: cpu.Usage | None, own: str) -> None:
 
 def phase_raw(run: Run) -> None:
     f = run.figures
-    with run.scratch.schema("raw", run.keep) as schema:
-        with pg.connect() as conn:
-            raw.create_table(conn, schema, "commit_events")
-            raw.create_table(conn, schema, "copy_events")
-            raw.create_table(conn, schema, "locked_events")
-        for clients in report.CLIENTS:
-            pg.checkpoint()
-            result = raw.insert_commit(schema, "commit_events", clients, run.window(clients))
-            _errors(result, f"raw_insert_commit ({clients} clients)", run)
-            run.curve("raw", clients, result.rate)
-            say(f"raw INSERT+COMMIT, {clients:>2} clients: {result.rate:,.0f}/s")
-            if clients == 16:
-                f.add("raw_insert_commit", result.rate, "transactions/s",
-                      "16 threads, one single-row INSERT per transaction", "1")
-                f.add("raw_insert_commit_p50", result.p(0.5), "ms", "latency of one", "1")
-                f.add("raw_insert_commit_p99", result.p(0.99), "ms", "latency of one", "1")
-            else:
-                f.add(f"raw_insert_commit_{clients}_client{'s' if clients > 1 else ''}",
-                      result.rate, "transactions/s", f"{clients} thread(s)", "1")
+    schema = run.stack.enter_context(run.scratch.schema("raw", run.keep))
+    with pg.connect() as conn:
+        raw.create_table(conn, schema, "commit_events")
+        raw.create_table(conn, schema, "copy_events")
+        raw.create_table(conn, schema, "locked_events")
+    f.reserve("raw_insert_commit", "raw_insert_commit_p50", "raw_insert_commit_p99")
+    for clients in report.CLIENTS:
+        if clients == 16:
+            continue  # in the rounds (benchmark.rounds)
         pg.checkpoint()
-        locked = raw.insert_commit(schema, "locked_events", 16, run.plan.short_window,
-                                   lock_table=True)
-        f.add("raw_insert_commit_locked", locked.rate, "transactions/s",
-              "context: as (1), each transaction first taking the EXCLUSIVE table lock that "
-              "eventsourcing's recorder takes before every insert", "")
-        say(f"raw INSERT+COMMIT with LOCK TABLE, 16 clients: {locked.rate:,.0f}/s")
+        result = raw.insert_commit(schema, "commit_events", clients, run.plan.short_window)
+        _errors(result, f"raw_insert_commit ({clients} clients)", run)
+        run.curve("raw", clients, result.rate)
+        say(f"raw INSERT+COMMIT, {clients:>2} clients: {result.rate:,.0f}/s")
+        f.add(f"raw_insert_commit_{clients}_client{'s' if clients > 1 else ''}",
+              result.rate, "transactions/s", f"{clients} thread(s)", "1")
+    pg.checkpoint()
+    locked = raw.insert_commit(schema, "locked_events", 16, run.plan.short_window,
+                               lock_table=True)
+    f.add("raw_insert_commit_locked", locked.rate, "transactions/s",
+          "context: as (1), each transaction first taking the EXCLUSIVE table lock that "
+          "eventsourcing's recorder takes before every insert", "")
+    say(f"raw INSERT+COMMIT with LOCK TABLE, 16 clients: {locked.rate:,.0f}/s")
+    pg.checkpoint()
+    copied = raw.copy_rows(schema, "copy_events", run.plan.copy_rows)
+    f.add("raw_copy", copied.rate, "rows/s",
+          f"COPY (binary) of {copied.rows:,} rows in 10,000-row transactions", "2")
+    say(f"raw COPY: {copied.rate:,.0f} rows/s")
+    read = raw.read_pages(schema, "copy_events")
+    f.add("raw_read", read.rate, "rows/s",
+          f"{read.rows:,} rows in notification-id order, {raw.READ_PAGE_ROWS:,}-row pages",
+          "3")
+    say(f"raw read: {read.rate:,.0f} rows/s")
+
+    def measure(seconds: float) -> Window:
         pg.checkpoint()
-        copied = raw.copy_rows(schema, "copy_events", run.plan.copy_rows)
-        f.add("raw_copy", copied.rate, "rows/s",
-              f"COPY (binary) of {copied.rows:,} rows in 10,000-row transactions", "2")
-        say(f"raw COPY: {copied.rate:,.0f} rows/s")
-        read = raw.read_pages(schema, "copy_events")
-        f.add("raw_read", read.rate, "rows/s",
-              f"{read.rows:,} rows in notification-id order, {raw.READ_PAGE_ROWS:,}-row pages",
-              "3")
-        say(f"raw read: {read.rate:,.0f} rows/s")
+        return Window(raw.insert_commit(schema, "commit_events", 16, seconds))
+
+    def record(windows: list[Window]) -> None:
+        results = [window.result for window in windows]
+        value, together = rounds.rate(results), merged(results)
+        _errors(together, "raw_insert_commit (16 clients)", run)
+        run.curve("raw", 16, value)
+        f.rounds["raw_insert_commit"] = [result.rate for result in results]
+        f.add("raw_insert_commit", value, "transactions/s", described(
+            "16 threads, one single-row INSERT per transaction", results, run.round_window),
+            "1")
+        f.add("raw_insert_commit_p50", together.p(0.5), "ms", "latency of one", "1")
+        f.add("raw_insert_commit_p99", together.p(0.99), "ms", "latency of one", "1")
+
+    run.contenders.append(rounds.Contender("raw", measure, record))
 
 
 # 4 --------------------------------------------------------------------------------------------
@@ -158,45 +213,89 @@ def phase_raw(run: Run) -> None:
 def phase_ledger(run: Run) -> None:
     from benchmark import workload
 
-    f = run.figures
-    with run.scratch.schema("ledger", run.keep) as schema, cpu.one_core(run.pin):
+    schema = run.stack.enter_context(run.scratch.schema("ledger", run.keep))
+    # The Ledger's threads (its writer, its pool's) start pinned, and stay so; the client
+    # threads of each window are started pinned too.
+    with cpu.one_core(run.pin):
         ledger = workload.make_ledger(run.scratch.url(schema))
-        try:
-            started = time.perf_counter()
-            workload.register_reference(ledger)
-            workload.prime_bins(ledger)
-            say(f"ledger: 100 items, 10 locations, 1,000 bins primed in "
-                f"{time.perf_counter() - started:.1f} s")
-            for clients in report.CLIENTS:
-                pg.checkpoint()
-                before = cpu.sample()
-                result = run_clients(clients, run.window(clients),
-                                     lambda n: workload.ledger_operation(ledger), seed=4)
-                if clients == 16:
-                    _cpu(run, "ledger", cpu.usage(before), "the benchmark process (the "
-                         "ledger and its 16 client threads)")
-                _errors(result, f"ledger_commands ({clients} clients)", run)
-                run.curve("ledger", clients, result.rate)
-                say(f"ledger, {clients:>2} clients: {result.rate:,.0f} commands/s, "
-                    f"p50 {result.p(0.5):.1f} ms, p99 {result.p(0.99):.1f} ms")
-                if clients == 16:
-                    f.add("ledger_commands", result.rate, "commands/s",
-                          "16 threads, one-line receipts and dispatches over 1,000 bins, "
-                          "Ledger.receive / Ledger.dispatch", "4")
-                    f.add("ledger_commands_p50", result.p(0.5), "ms", "latency of one", "4")
-                    f.add("ledger_commands_p99", result.p(0.99), "ms", "latency of one", "4")
-                else:
-                    f.add(f"ledger_commands_{clients}_client{'s' if clients > 1 else ''}",
-                          result.rate, "commands/s", f"{clients} thread(s)", "4")
-            with pg.connect() as conn:
-                row = conn.execute(
-                    f'SELECT avg(length(state)) FROM "{schema}".ledger_events '
-                    "WHERE topic LIKE 'ledger:StockBin.%ed'").fetchone()
-            if row and row[0] is not None:
-                f.add("ledger_event_state_bytes", float(row[0]), "bytes",
-                      "context: mean stored state of a movement event the ledger wrote", "")
-        finally:
-            ledger.close()
+    run.stack.callback(ledger.close)
+    with cpu.one_core(run.pin):
+        started = time.perf_counter()
+        workload.register_reference(ledger)
+        workload.prime_bins(ledger)
+        say(f"ledger: 100 items, 10 locations, 1,000 bins primed in "
+            f"{time.perf_counter() - started:.1f} s")
+
+    def state_bytes() -> None:
+        with pg.connect() as conn:
+            row = conn.execute(
+                f'SELECT avg(length(state)) FROM "{schema}".ledger_events '
+                "WHERE topic LIKE 'ledger:StockBin.%ed'").fetchone()
+        if row and row[0] is not None:
+            run.figures.add("ledger_event_state_bytes", float(row[0]), "bytes",
+                            "context: mean stored state of a movement event the ledger wrote",
+                            "")
+
+    _commands(run, Commands(
+        "ledger", "4", lambda n: workload.ledger_operation(ledger), 4,
+        "16 threads, one-line receipts and dispatches over 1,000 bins, "
+        "Ledger.receive / Ledger.dispatch",
+        "the benchmark process (the ledger and its 16 client threads)"), state_bytes)
+
+
+@dataclass(frozen=True)
+class Commands:
+    """An in-process contender of phases 4 and 5: `<name>_commands` from client threads."""
+
+    name: str  # "ledger" or "baseline": the curve, the figures' prefix
+    number: str  # issue 7's numbering
+    operation: Callable[[int], Callable[..., object]]  # a client's operation, by client
+    seed: int
+    what: str  # the 16-client figure's description
+    process: str  # what the benchmark process holds, for the CPU figures
+
+
+def _commands(run: Run, commands: Commands, also: Callable[[], None] = lambda: None) -> None:
+    """The 1-, 4- and 64-client windows now, pinned to one core; the 16-client window as a
+    contender of the rounds, `also` run once it has recorded."""
+    f, key = run.figures, f"{commands.name}_commands"
+    f.reserve(key, f"{key}_p50", f"{key}_p99")
+    with cpu.one_core(run.pin):
+        for clients in report.CLIENTS:
+            if clients == 16:
+                continue  # in the rounds (benchmark.rounds)
+            pg.checkpoint()
+            result = run_clients(clients, run.plan.short_window, commands.operation,
+                                 seed=commands.seed)
+            _errors(result, f"{key} ({clients} clients)", run)
+            run.curve(commands.name, clients, result.rate)
+            say(f"{commands.name}, {clients:>2} clients: {result.rate:,.0f} commands/s, "
+                f"p50 {result.p(0.5):.1f} ms, p99 {result.p(0.99):.1f} ms")
+            f.add(f"{key}_{clients}_client{'s' if clients > 1 else ''}",
+                  result.rate, "commands/s", f"{clients} thread(s)", commands.number)
+
+    def measure(seconds: float) -> Window:
+        with cpu.one_core(run.pin):
+            pg.checkpoint()
+            before = cpu.sample()
+            result = run_clients(16, seconds, commands.operation, seed=commands.seed)
+            return Window(result, cpu.usage(before))
+
+    def record(windows: list[Window]) -> None:
+        results = [window.result for window in windows]
+        value, together = rounds.rate(results), merged(results)
+        _cpu(run, commands.name, mean_usage([window.usage for window in windows]),
+             commands.process)
+        _errors(together, f"{key} (16 clients)", run)
+        run.curve(commands.name, 16, value)
+        f.rounds[key] = [result.rate for result in results]
+        f.add(key, value, "commands/s", described(commands.what, results, run.round_window),
+              commands.number)
+        f.add(f"{key}_p50", together.p(0.5), "ms", "latency of one", commands.number)
+        f.add(f"{key}_p99", together.p(0.99), "ms", "latency of one", commands.number)
+        also()
+
+    run.contenders.append(rounds.Contender(commands.name, measure, record))
 
 
 # 5 --------------------------------------------------------------------------------------------
@@ -205,36 +304,19 @@ def phase_ledger(run: Run) -> None:
 def phase_baseline(run: Run) -> None:
     from benchmark import baseline
 
-    f = run.figures
-    with run.scratch.schema("baseline", run.keep) as schema, cpu.one_core(run.pin):
+    schema = run.stack.enter_context(run.scratch.schema("baseline", run.keep))
+    with cpu.one_core(run.pin):
         inventory = baseline.make_inventory(run.scratch.url(schema))
-        try:
-            started = time.perf_counter()
-            baseline.prime_bins(inventory)
-            say(f"baseline: 1,000 bins primed in {time.perf_counter() - started:.1f} s")
-            for clients in report.CLIENTS:
-                pg.checkpoint()
-                before = cpu.sample()
-                result = run_clients(clients, run.window(clients),
-                                     lambda n: baseline.operation(inventory), seed=5)
-                if clients == 16:
-                    _cpu(run, "baseline", cpu.usage(before), "the benchmark process (the "
-                         "application and its 16 client threads)")
-                _errors(result, f"baseline_commands ({clients} clients)", run)
-                run.curve("baseline", clients, result.rate)
-                say(f"baseline, {clients:>2} clients: {result.rate:,.0f} commands/s, "
-                    f"p50 {result.p(0.5):.1f} ms, p99 {result.p(0.99):.1f} ms")
-                if clients == 16:
-                    f.add("baseline_commands", result.rate, "commands/s",
-                          "the same commands, plain eventsourcing Application at its "
-                          "defaults: load, decide, save, retry on conflict", "5")
-                    f.add("baseline_commands_p50", result.p(0.5), "ms", "latency of one", "5")
-                    f.add("baseline_commands_p99", result.p(0.99), "ms", "latency of one", "5")
-                else:
-                    f.add(f"baseline_commands_{clients}_client{'s' if clients > 1 else ''}",
-                          result.rate, "commands/s", f"{clients} thread(s)", "5")
-        finally:
-            inventory.close()
+    run.stack.callback(inventory.close)
+    with cpu.one_core(run.pin):
+        started = time.perf_counter()
+        baseline.prime_bins(inventory)
+        say(f"baseline: 1,000 bins primed in {time.perf_counter() - started:.1f} s")
+    _commands(run, Commands(
+        "baseline", "5", lambda n: baseline.operation(inventory), 5,
+        "the same commands, plain eventsourcing Application at its defaults: load, decide, "
+        "save, retry on conflict",
+        "the benchmark process (the application and its 16 client threads)"))
 
 
 # 6 --------------------------------------------------------------------------------------------
@@ -244,81 +326,100 @@ def phase_http(run: Run) -> None:
     from benchmark import http_api, workload
 
     f = run.figures
-    with run.scratch.schema("http", run.keep) as schema:
-        url = run.scratch.url(schema)
-        ledger = workload.make_ledger(url)
-        try:
-            workload.register_reference(ledger)
-            workload.prime_bins(ledger)
-        finally:
-            ledger.close()
-        mode, workers = http_api.projections_mode(), http_api.api_workers()
-        server_core, projector_core = cpu.two_cores(run.pin and workers == 1)
-        projector = (http_api.start_projector(url, run.work / "project.log", projector_core)
-                     if mode == "external" else None)
-        try:
-            server = http_api.start_server(url, run.work / "serve.log", workers, mode,
-                                           server_core)
-            # The query process: one more `ledger serve` taking only GET /stock, as
-            # docs/operations.md deploys queries, beside the projection worker.
-            reader = http_api.start_server(url, run.work / "serve-queries.log", 1, mode,
-                                           projector_core)
-            try:
-                http_api.wait_for_projections(server.base_url)
-                http_api.run_load(server.base_url, 16, 1.0, reader.base_url)  # warm-up
-                pg.checkpoint()
-                before = cpu.sample(server.process.pid)
-                projector_before = cpu.sample(projector.pid) if projector else None
-                result = http_api.run_load(server.base_url, 16, run.plan.window,
-                                           reader.base_url)
-                usage = cpu.usage(before, server.process.pid)
-                projector_usage = (cpu.usage(projector_before, projector.pid)
-                                   if projector else None)
-            finally:
-                server.stop()
-                reader.stop()
-        finally:
-            if projector is not None:
-                http_api.stop_projector(projector)
-        _cpu(run, "http", usage, "the benchmark process (the 18 HTTP clients)")
-        deployed = (f"`ledger serve --workers {workers}`, LEDGER_PROJECTIONS={mode}"
-                    + (" with one `ledger project` worker" if projector else ""))
-        if usage is not None:
-            f.add("http_cpu_server", usage.server, "cores",
-                  f"context: CPU used by {deployed.split(',')[0]} (API, group commit"
-                  + (", embedded projections" if mode == "embedded" else "") + ") in the window",
-                  "")
-        if projector_usage is not None:
-            f.add("http_cpu_projector", projector_usage.server, "cores",
-                  "context: CPU used by the `ledger project` worker in the window", "")
-        commands, queries, same = result.commands, result.read_queries, result.queries
-        assert queries is not None, "the query process was given"
-        _errors(commands, "http_commands", run)
-        _errors(queries, "http_stock_query", run)
-        _errors(same, "http_stock_query_write_process", run)
-        run.curve("http", 16, commands.rate)
-        f.add("http_commands", commands.rate, "requests/s",
-              f"16 keep-alive clients: POST /receipts and /dispatches to {deployed} (uvicorn)",
-              "6")
-        f.add("http_commands_p50", commands.p(0.5), "ms", "latency of one request", "6")
-        f.add("http_commands_p99", commands.p(0.99), "ms", "latency of one request", "6")
-        f.add("http_stock_query_p50", queries.p(0.5), "ms",
-              f"GET /stock?sku= back to back to a query process (a second `ledger serve`) "
-              f"while the writes run ({queries.completed:,} queries)", "6")
-        f.add("http_stock_query_p99", queries.p(0.99), "ms", "the same queries", "6")
-        f.add("http_stock_query_write_process_p50", same.p(0.5), "ms",
-              "context: GET /stock?sku= ten times a second to the process taking the "
-              f"writes, in the same window ({same.completed:,} queries)", "")
-        f.add("http_stock_query_write_process_p99", same.p(0.99), "ms",
-              "context: the same queries", "")
-        say(f"http: {commands.rate:,.0f} requests/s, p50 {commands.p(0.5):.1f} ms, "
-            f"p99 {commands.p(0.99):.1f} ms; GET /stock p50 {queries.p(0.5):.1f} ms, "
-            f"p99 {queries.p(0.99):.1f} ms (to the writing process: p50 "
-            f"{same.p(0.5):.1f} ms, p99 {same.p(0.99):.1f} ms)")
-        if "Traceback" in server.log_tail(20000):
-            run.figures.note("ledger serve logged a traceback during the HTTP phase; see "
-                             "the server log excerpt in the terminal output")
-            print(server.log_tail(4000))
+    schema = run.stack.enter_context(run.scratch.schema("http", run.keep))
+    url = run.scratch.url(schema)
+    ledger = workload.make_ledger(url)
+    try:
+        workload.register_reference(ledger)
+        workload.prime_bins(ledger)
+    finally:
+        ledger.close()
+    mode, workers = http_api.projections_mode(), http_api.api_workers()
+    server_core, projector_core = cpu.two_cores(run.pin and workers == 1)
+    projector = None
+    if mode == "external":
+        projector = http_api.start_projector(url, run.work / "project.log", projector_core)
+        run.stack.callback(http_api.stop_projector, projector)
+    server = http_api.start_server(url, run.work / "serve.log", workers, mode, server_core)
+    run.stack.callback(server.stop)
+    # The query process: one more `ledger serve` taking only GET /stock, as
+    # docs/operations.md deploys queries, beside the projection worker.
+    reader = http_api.start_server(url, run.work / "serve-queries.log", 1, mode,
+                                   projector_core)
+    run.stack.callback(reader.stop)
+    http_api.wait_for_projections(server.base_url)
+    http_api.run_load(server.base_url, 16, 1.0, reader.base_url)  # warm-up
+    http_api.wait_for_projections(server.base_url)
+    deployed = (f"`ledger serve --workers {workers}`, LEDGER_PROJECTIONS={mode}"
+                + (" with one `ledger project` worker" if projector else ""))
+    f.reserve("http_cpu_server", "http_cpu_projector", "http_commands", "http_commands_p50",
+              "http_commands_p99", "http_stock_query_p50", "http_stock_query_p99",
+              "http_stock_query_write_process_p50", "http_stock_query_write_process_p99")
+
+    def measure(seconds: float) -> Window:
+        pg.checkpoint()
+        before = cpu.sample(server.process.pid)
+        projector_before = cpu.sample(projector.pid) if projector else None
+        result = http_api.run_load(server.base_url, 16, seconds, reader.base_url)
+        usage = cpu.usage(before, server.process.pid)
+        projector_usage = cpu.usage(projector_before, projector.pid) if projector else None
+        assert result.read_queries is not None, "the query process was given"
+        # The worker catches up before the next contender's window, not in it.
+        http_api.wait_for_projections(server.base_url)
+        return Window(result.commands, usage, {
+            "queries": result.read_queries, "same": result.queries,
+            "projector": projector_usage})
+
+    def record(windows: list[Window]) -> None:
+        _http_record(run, deployed, windows, server.log_tail(20000))
+
+    run.contenders.append(rounds.Contender("http", measure, record))
+
+
+def _http_record(run: Run, deployed: str, windows: list[Window], server_log: str) -> None:
+    f = run.figures
+    results = [window.result for window in windows]
+    value, commands = rounds.rate(results), merged(results)
+    queries = merged([window.beside["queries"] for window in windows])
+    same = merged([window.beside["same"] for window in windows])
+    usage = mean_usage([window.usage for window in windows])
+    projector_usage = mean_usage([window.beside["projector"] for window in windows])
+    _cpu(run, "http", usage, "the benchmark process (the 18 HTTP clients)")
+    if usage is not None:
+        f.add("http_cpu_server", usage.server, "cores",
+              f"context: CPU used by {deployed.split(',')[0]} (API, group commit"
+              + (", embedded projections" if "embedded" in deployed else "")
+              + ") in the window", "")
+    if projector_usage is not None:
+        f.add("http_cpu_projector", projector_usage.server, "cores",
+              "context: CPU used by the `ledger project` worker in the window", "")
+    _errors(commands, "http_commands", run)
+    _errors(queries, "http_stock_query", run)
+    _errors(same, "http_stock_query_write_process", run)
+    run.curve("http", 16, value)
+    f.rounds["http_commands"] = [result.rate for result in results]
+    f.add("http_commands", value, "requests/s", described(
+        f"16 keep-alive clients: POST /receipts and /dispatches to {deployed} (uvicorn)",
+        results, run.round_window), "6")
+    f.add("http_commands_p50", commands.p(0.5), "ms", "latency of one request", "6")
+    f.add("http_commands_p99", commands.p(0.99), "ms", "latency of one request", "6")
+    f.add("http_stock_query_p50", queries.p(0.5), "ms",
+          f"GET /stock?sku= back to back to a query process (a second `ledger serve`) "
+          f"while the writes run ({queries.completed:,} queries)", "6")
+    f.add("http_stock_query_p99", queries.p(0.99), "ms", "the same queries", "6")
+    f.add("http_stock_query_write_process_p50", same.p(0.5), "ms",
+          "context: GET /stock?sku= ten times a second to the process taking the "
+          f"writes, in the same window ({same.completed:,} queries)", "")
+    f.add("http_stock_query_write_process_p99", same.p(0.99), "ms",
+          "context: the same queries", "")
+    say(f"http: {value:,.0f} requests/s, p50 {commands.p(0.5):.1f} ms, "
+        f"p99 {commands.p(0.99):.1f} ms; GET /stock p50 {queries.p(0.5):.1f} ms, "
+        f"p99 {queries.p(0.99):.1f} ms (to the writing process: p50 "
+        f"{same.p(0.5):.1f} ms, p99 {same.p(0.99):.1f} ms)")
+    if "Traceback" in server_log:
+        run.figures.note("ledger serve logged a traceback during the HTTP phase; see "
+                         "the server log excerpt in the terminal output")
+        print(server_log[-4000:])
 
 
 # 7–9 ------------------------------------------------------------------------------------------
@@ -498,14 +599,27 @@ PHASE_FUNCTIONS: dict[str, Callable[[Run], None]] = {
 
 
 def methods(plan: Plan) -> list[str]:
-    w, s = f"{plan.window:g} s", f"{plan.short_window:g} s"
+    s = f"{plan.short_window:g} s"
+    at_16 = (f"{plan.window:g} s at 16 clients" if plan.rounds == 1 else
+             f"{plan.window / plan.rounds:g} s at 16 clients, in {plan.rounds} rounds")
     return [
         "**Clients** are closed-loop threads that start together and issue the next "
-        f"operation as soon as the last one answered; a window lasts {w} at 16 clients and "
+        f"operation as soon as the last one answered; a window lasts {at_16} and "
         f"{s} at 1, 4 and 64 (the targets are at 16; 64 is context for the plot). Rates "
         "count the operations completed inside the window; "
         "latencies are those operations' own. A sync of the file system and a CHECKPOINT "
         "precede every timed phase.",
+        "**Rounds**: the targets are ratios of windows of different phases, and this "
+        "machine's speed drifts from minute to minute (the same ledger window measured "
+        "4,572 and 6,136 commands/s minutes apart). So phases 1, 4, 5 and 6 are each set up "
+        "first and kept ready, and their 16-client windows then run side by side: each round "
+        "one window of raw, ledger, baseline and http in turn. A 16-client figure is the "
+        "median of its rounds' rates (every round's rate is in its description), its "
+        "latencies and CPU use those of all its rounds together; a target ratio of two "
+        "such figures is the median of their ratios round by round (marked ¹). Before "
+        "each window the run waits for PostgreSQL's autovacuum workers to finish, and the "
+        "HTTP phase's projection worker catches up after each of its windows: work one "
+        "window set off does not run in the next phase's.",
         "**1 raw_insert_commit**: a table created with eventsourcing 9.5's DDL for the "
         "stored events (uuid, version, topic, bytea state, bigserial notification_id, the "
         "primary key and the unique notification_id index); 250-byte states; psycopg 3, "
@@ -615,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{load_before}")
     try:
         for phase in phases:
+            if phase not in ROUND_PHASES:
+                run.run_rounds()  # what the phases before set up is closed first
             say(f"--- {phase}")
             try:
                 PHASE_FUNCTIONS[phase](run)
@@ -623,10 +739,12 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as error:
                 traceback.print_exc()
                 run.figures.errors.append(f"{phase}: {type(error).__name__}: {error}"[:2000])
+        run.run_rounds()
     except KeyboardInterrupt:
         run.figures.errors.append("interrupted")
         say("interrupted: cleaning up")
     finally:
+        run.stack.close()
         scratch.close(arguments.keep)
         if not arguments.keep:
             shutil.rmtree(work, ignore_errors=True)

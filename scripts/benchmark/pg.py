@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -67,6 +68,22 @@ def checkpoint() -> None:
         os.sync()
     with connect() as conn, contextlib.suppress(psycopg.Error):
         conn.execute("CHECKPOINT")
+
+
+def autovacuum_quiet(seconds_max: float = 60.0) -> float:
+    """Wait until no autovacuum worker runs (at most `seconds_max`); the seconds waited.
+
+    Interleaved windows (benchmark.rounds) follow one another: the autovacuum that one
+    window's inserts set off would otherwise run in the next one, another phase's."""
+    started = time.monotonic()
+    with connect() as conn:
+        while time.monotonic() - started < seconds_max:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                               "WHERE backend_type = 'autovacuum worker'").fetchone()
+            if not row or not row[0]:
+                break
+            time.sleep(0.2)
+    return time.monotonic() - started
 
 
 class Scratch:

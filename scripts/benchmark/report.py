@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from benchmark.stats import Figures
+from benchmark.stats import Figures, median
 
 CLIENTS = (1, 4, 16, 64)
 
@@ -32,7 +32,13 @@ class Ratio:
         bottom = figures.value(self.denominator)
         if not bottom:
             return None
-        return top / bottom
+        paired = _paired(figures, self.numerator, self.denominator)
+        return top / bottom if paired is None else paired
+
+    def paired(self, figures: Figures) -> bool:
+        """Whether the value is the median of per-round ratios (`_paired`)."""
+        return self.denominator is not None and \
+            _paired(figures, self.numerator, self.denominator) is not None
 
     @property
     def target(self) -> str:
@@ -49,6 +55,24 @@ class Ratio:
         if math.isnan(value):
             return False
         return value >= self.threshold if self.op == ">=" else value <= self.threshold
+
+
+def _paired(figures: Figures, numerator: str, denominator: str) -> float | None:
+    """Two figures measured in the same interleaved rounds (benchmark.rounds): the median
+    of their ratios round by round, each of two windows taken side by side, rather than the
+    ratio of their medians, which may pair windows of different rounds and so carry the
+    machine's drift between them. None when they were not measured round for round."""
+    tops, bottoms = figures.rounds.get(numerator), figures.rounds.get(denominator)
+    if not tops or len(tops) < 2 or not bottoms or len(tops) != len(bottoms) \
+            or not all(bottoms):
+        return None  # (with one round the two ways agree)
+    return median([top / bottom for top, bottom in zip(tops, bottoms, strict=True)])
+
+
+def _round_ratios(figures: Figures, ratio: Ratio) -> list[float]:
+    assert ratio.denominator is not None
+    return [top / bottom for top, bottom in zip(
+        figures.rounds[ratio.numerator], figures.rounds[ratio.denominator], strict=True)]
 
 
 RATIOS = (
@@ -295,11 +319,21 @@ def markdown(figures: Figures, *, mode: str, date: str, machine: dict[str, str],
               "",
               "| ratio | measured | target | result |",
               "| --- | ---: | ---: | --- |"]
+    paired = []
     for ratio, value, passed in ratios(figures):
         shown = _number(value) if value is not None else "n/a"
         verdict = _verdict(passed, value is not None)
-        lines.append(f"| {ratio.label} | {shown} | {ratio.target} | "
+        marked = ratio.label
+        if ratio.paired(figures):
+            marked += " ¹"
+            paired.append(ratio)
+        lines.append(f"| {marked} | {shown} | {ratio.target} | "
                      f"{'**' + verdict + '**' if passed is not None else verdict} |")
+    if paired:
+        lines += ["", "¹ The median of the ratios round by round (the 16-client windows run "
+                  "in interleaved rounds; see How each figure is measured): " + "; ".join(
+                      f"{ratio.label}: " + ", ".join(_number(value) for value in _round_ratios(
+                          figures, ratio)) for ratio in paired) + "."]
     lines += ["",
               "## Figures",
               "",

@@ -29,9 +29,25 @@ class Figures:
     items: dict[str, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Figures measured in interleaved rounds (benchmark.rounds): each round's value, in order.
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    _reserved: set[str] = field(default_factory=set, repr=False)
 
     def add(self, name: str, value: float, unit: str, what: str = "", number: str = "") -> None:
         self.items[name] = Figure(name, float(value), unit, what, number)
+
+    def reserve(self, *names: str) -> None:
+        """Keep places in the order for figures added later (those measured in rounds,
+        `benchmark.rounds`); a place never filled is dropped by `drop_unfilled`."""
+        for name in names:
+            self.items.setdefault(name, Figure(name, math.nan, ""))
+            self._reserved.add(name)
+
+    def drop_unfilled(self) -> None:
+        for name in self._reserved:
+            if name in self.items and not self.items[name].unit:
+                del self.items[name]
+        self._reserved.clear()
 
     def value(self, name: str) -> float | None:
         figure = self.items.get(name)

@@ -77,7 +77,7 @@ from ledger.period_close import PeriodClose
 from ledger.pg_batch_write import BatchWriter
 from ledger.pg_reads import read_in_binary
 from ledger.pg_rows import use_fast_rows
-from ledger.pg_statements import render_statements
+from ledger.pg_statements import name_channel_by_schema, render_statements
 from ledger.purchase_orders import PurchaseOrders
 from ledger.random_ids import new_id
 from ledger.reference import ReferenceData
@@ -123,6 +123,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
                  group_commit: GroupCommitSettings | None = None) -> None:
         super().__init__(env)
         use_fast_rows(self.recorder)  # PostgreSQL: the faster stored-event dumper
+        name_channel_by_schema(self.recorder)  # PostgreSQL: one NOTIFY channel per schema
         render_statements(self.recorder)  # PostgreSQL: its insert statements rendered once
         read_in_binary(self.recorder)  # PostgreSQL: the log read in binary, into tuples
         # PostgreSQL: a group-commit batch checked and saved in one round trip.

@@ -13,9 +13,38 @@ around them.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from psycopg.sql import SQL, Composable, Identifier
+
+# PostgreSQL truncates identifiers, channel names included, to 63 bytes.
+IDENTIFIER_BYTES_MAX = 63
+
+
+def name_channel_by_schema(recorder: Any) -> bool:
+    """Name a PostgreSQL recorder's NOTIFY channel after its schema as well as its table;
+    False (nothing changed) for any other recorder, or one in the default schema.
+
+    The library names the channel after the events table alone (`ledger_events`), and
+    NOTIFY reaches every session of the database that listens on that name: ledgers in two
+    schemas of one database woke each other's projection workers on every commit (each
+    then ran an empty page: a transaction, two reads and a write, for nothing). Every
+    process that opens the store names it the same way: the writers that notify and the
+    workers that listen (`projections.waiting.PostgresListener`) take the name from here.
+    """
+    datastore = getattr(recorder, "datastore", None)
+    schema = getattr(datastore, "schema", "")
+    channel = getattr(recorder, "channel_name", None)
+    if not isinstance(channel, str) or not isinstance(schema, str) \
+            or schema in ("", "public") or getattr(datastore, "enable_db_functions", False):
+        return False  # (the library's insert function NOTIFYs the name it was built with)
+    named = f"{schema}_{channel}"  # as the library names a table given with its schema
+    if len(named.encode()) > IDENTIFIER_BYTES_MAX:  # distinct still, once cut to length
+        digest = hashlib.sha256(schema.encode()).hexdigest()[:16]
+        named = f"{digest}_{channel}".encode()[:IDENTIFIER_BYTES_MAX].decode(errors="ignore")
+    recorder.channel_name = named
+    return True
 
 
 def render_statements(recorder: Any) -> bool:
