@@ -323,11 +323,24 @@ def _as_of_queries(read_models: Any, moment: datetime, numbers: range) -> list[f
     return latencies
 
 
+def load_turns(repeats: list[int]) -> list[tuple[int, int]]:
+    """(turn, index) in the order to load: over max(repeats) turns, item `index` is loaded
+    `repeats[index]` times, spread evenly (at the turns where its share comes due)."""
+    turns = max(repeats, default=0)
+    order = []
+    for turn in range(turns):
+        for index, count in enumerate(repeats):
+            if (turn + 1) * count // turns > turn * count // turns:
+                order.append((turn, index))
+    return order
+
+
 def aggregate_loads(database_url: str, bins: list[tuple[str, str, int]]
                     ) -> list[tuple[list[float], int]]:
     """Seconds per `Ledger.stock_bin(sku, location)` for each (sku, location, repeats), the
-    bins loaded in turn (so that a change in the machine's speed weighs on all), and the
-    version each loaded."""
+    bins loaded in turn, each bin's loads spread evenly over all the turns (so that a
+    change in the machine's speed weighs on all alike: a bin loaded fewer times does not
+    take all its loads at the start), and the version each loaded."""
     from benchmark.workload import make_ledger
 
     ledger = make_ledger(database_url)
@@ -335,16 +348,14 @@ def aggregate_loads(database_url: str, bins: list[tuple[str, str, int]]
         ledger.stock_bin(*COLD)  # connect and warm up first
         times: list[list[float]] = [[] for _ in bins]
         versions = [0] * len(bins)
-        for turn in range(max(repeats for _, _, repeats in bins)):
-            for index, (sku, location, repeats) in enumerate(bins):
-                if turn >= repeats:
-                    continue
-                started = time.perf_counter()
-                loaded = ledger.stock_bin(sku, location)
-                times[index].append(time.perf_counter() - started)
-                if loaded is None:
-                    raise RuntimeError(f"no bin {sku} at {location}")
-                versions[index] = loaded.version
+        for _, index in load_turns([repeats for _, _, repeats in bins]):
+            sku, location, _ = bins[index]
+            started = time.perf_counter()
+            loaded = ledger.stock_bin(sku, location)
+            times[index].append(time.perf_counter() - started)
+            if loaded is None:
+                raise RuntimeError(f"no bin {sku} at {location}")
+            versions[index] = loaded.version
         return list(zip(times, versions, strict=True))
     finally:
         ledger.close()

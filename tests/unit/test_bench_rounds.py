@@ -4,6 +4,7 @@ contender failing does not take the others with it."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections import Counter
 from pathlib import Path
@@ -132,3 +133,17 @@ def test_every_window_is_preceded_by_settling_outside_it() -> None:
                       settle=lambda: happened.append("settle"))
 
     assert happened == ["settle", "window"] * 4
+
+
+def test_a_bin_loaded_fewer_times_has_its_loads_spread_over_all_the_turns() -> None:
+    from benchmark.history import load_turns
+
+    order = load_turns([11, 51])
+    hot = [turn for turn, index in order if index == 0]
+    cold = [turn for turn, index in order if index == 1]
+
+    assert len(hot) == 11 and cold == list(range(51))
+    assert hot[0] >= 3 and hot[-1] == 50  # not all at the start
+    gaps = [later - earlier for earlier, later in itertools.pairwise(hot)]
+    assert min(gaps) >= 4 and max(gaps) <= 5
+    assert order == sorted(order)  # in turn, each turn's loads in the bins' order
