@@ -108,13 +108,14 @@ class Run:
                     f"{', '.join(c.name for c in self.contenders)}, "
                     f"{self.round_window:g} s each")
                 rounds.run_rounds(self.contenders, self.plan.rounds, self.round_window,
-                                  self._failed, say, _settle)
+                                  self.failed, say, _settle)
         finally:
             self.contenders.clear()
             self.figures.drop_unfilled()
             self.stack.close()
 
-    def _failed(self, phase: str, error: Exception) -> None:
+    def failed(self, phase: str, error: Exception) -> None:
+        """A phase (or its rounds' window) failed: shown, and listed in the report."""
         traceback.print_exception(error)
         self.figures.errors.append(f"{phase}: {type(error).__name__}: {error}"[:2000])
 
@@ -751,8 +752,7 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 raise
             except Exception as error:
-                traceback.print_exc()
-                run.figures.errors.append(f"{phase}: {type(error).__name__}: {error}"[:2000])
+                run.failed(phase, error)
         run.run_rounds()
     except KeyboardInterrupt:
         run.figures.errors.append("interrupted")
