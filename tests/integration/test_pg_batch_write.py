@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from psycopg import pq, sql
 
 from ledger.application import Ledger
@@ -240,3 +240,89 @@ def test_the_batch_holds_the_librarys_lock_so_positions_stay_in_commit_order(
         assert [n.id for n in notifications] == list(range(1, 101))
     finally:
         other.close()
+
+
+# The round trip is driven on libpq itself (binary parameters and answer, a statement
+# prepared once per connection): what psycopg's cursors did for it must still hold.
+
+
+def test_others_events_come_back_exactly_as_the_librarys_own_read_returns_them(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    theirs = uuid.uuid4()
+    position = head(ledger)
+    ledger.recorder.insert_events([
+        StoredEvent(theirs, 1, "test:Ünïcode topic", bytes(range(256))),
+        StoredEvent(theirs, 2**40, "test:Empty", b"")])
+
+    written = writer.write([event(uuid.uuid4(), 1)], position, [], 10)
+
+    assert written.foreign == writer.read_after(position, 2)
+    assert [type(n.originator_id) for n in written.foreign] == [uuid.UUID, uuid.UUID]
+    assert written.foreign[0].state == bytes(range(256))
+    assert written.foreign[1].originator_version == 2**40
+
+
+def test_a_statement_deallocated_on_the_connection_is_prepared_again(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    mine = uuid.uuid4()
+    assert writer.write([event(mine, 1)], head(ledger), [mine], 10).positions
+    pool = writer.recorder.datastore.pool
+    held = [pool.getconn() for _ in range(pool.get_stats()["pool_size"])]
+    for connection in held:  # every connection the writer may take next
+        connection.execute("DEALLOCATE ALL")
+    for connection in held:
+        pool.putconn(connection)
+
+    written = writer.write([event(mine, 2)], head(ledger), [mine], 10)
+
+    assert written.positions == [head(ledger)]
+    assert [e.originator_version for e in ledger.recorder.select_events(mine)] == [1, 2]
+
+
+def test_connections_lost_are_replaced_and_the_write_goes_through(
+        ledger: Ledger, writer: BatchWriter, fresh_postgres_url: str) -> None:
+    """Every connection of the pool killed by the server: each write's retries each take
+    one and find it dead (the library's retry: 10 attempts, so a pool of more than 10 can
+    exhaust them); each dead one is dropped, never handed out again, and a write goes
+    through once the pool has replaced them, storing its events once."""
+    mine = uuid.uuid4()
+    assert writer.write([event(mine, 1)], head(ledger), [mine], 10).positions
+    position = head(ledger)
+    parts = urlsplit(fresh_postgres_url)
+    with psycopg.connect(urlunsplit((*parts[:3], "", "")), autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'").fetchone()
+    assert killed is not None and killed[0] >= 1
+
+    failures = 0
+    while True:
+        try:
+            written = writer.write([event(mine, 2)], position, [mine], 10)
+            break
+        except OperationalError:
+            failures += 1
+            assert failures * 10 < killed[0] + 10, "a dead connection was handed out again"
+
+    assert written.positions == [position + 1]
+    assert [e.originator_version for e in ledger.recorder.select_events(mine)] == [1, 2]
+
+
+def test_a_store_with_text_ids_is_written_and_read_back(fresh_postgres_url: str) -> None:
+    app = Ledger({**store_environment(fresh_postgres_url), "ORIGINATOR_ID_TYPE": "text"})
+    try:
+        assert app.batch_writer is not None
+        mine, theirs = uuid.uuid4(), uuid.uuid4()
+        position = head(app)
+        app.recorder.insert_events([StoredEvent(str(theirs), 1, "test:Event", b"{}")])
+
+        stopped = app.batch_writer.write([event(mine, 1)], position, [mine, theirs], 10)
+        written = app.batch_writer.write([event(mine, 1)], position, [mine], 10)
+
+        assert stopped.positions is None
+        assert [str(n.originator_id) for n in written.foreign] == [str(theirs)]
+        assert written.positions == [position + 2]
+        assert [e.originator_version for e in app.recorder.select_events(str(mine))] == [1]
+    finally:
+        app.close()
