@@ -210,14 +210,14 @@ class BatchWriter:
 
 def _results_until_sync(pgconn: Any) -> list[Any]:
     """Every result of the pipeline, up to its Sync, waiting on the socket between them
-    (`select` lets the other threads run meanwhile)."""
+    (the other threads run meanwhile)."""
     socket = pgconn.socket
     while pgconn.flush():
-        select.select([socket], [socket], [])
+        _wait(socket, writable=True)
     results: list[Any] = []
     while True:
         if pgconn.is_busy():
-            select.select([socket], [], [])
+            _wait(socket)
             pgconn.consume_input()
             continue
         result = pgconn.get_result()
@@ -226,6 +226,21 @@ def _results_until_sync(pgconn: Any) -> list[Any]:
         if result.status == pq.ExecStatus.PIPELINE_SYNC:
             return results
         results.append(result)
+
+
+def _wait(socket: int, writable: bool = False) -> None:
+    """Until the socket can be read (or, `writable`, read or written): `poll`, which takes
+    any descriptor (`select` refuses those past 1023, which a busy server reaches); `select`
+    where there is no `poll` (Windows)."""
+    if _POLL is None:
+        select.select([socket], [socket] if writable else [], [])
+        return
+    poller = _POLL()
+    poller.register(socket, select.POLLIN | (select.POLLOUT if writable else 0))
+    poller.poll()
+
+
+_POLL = getattr(select, "poll", None)
 
 
 def _abandon(pgconn: Any) -> None:

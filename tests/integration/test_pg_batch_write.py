@@ -326,3 +326,34 @@ def test_a_store_with_text_ids_is_written_and_read_back(fresh_postgres_url: str)
         assert [e.originator_version for e in app.recorder.select_events(str(mine))] == [1]
     finally:
         app.close()
+
+
+def test_a_connection_on_a_descriptor_past_select_s_limit_is_written_on(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    """A busy server holds many sockets: the pool's connections may get descriptors past
+    1023, which `select` refuses; the round trip waits with `poll`."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this process may open at most {hard} files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    pool = writer.recorder.datastore.pool
+    held = [pool.getconn() for _ in range(pool.get_stats()["pool_size"])]
+    for connection in held:
+        connection.close()  # its descriptor freed, and taken by the filler
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        for connection in held:
+            pool.putconn(connection)  # replaced by new connections, past the filler
+        pool.wait(timeout=WAIT_SECONDS)
+        mine = uuid.uuid4()
+        with writer.recorder.datastore.get_connection() as connection:
+            assert connection.pgconn.socket > 1023
+        written = writer.write([event(mine, 1)], head(ledger), [mine], 10)
+        assert written.positions == [head(ledger)]
+    finally:
+        for descriptor in filler:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
