@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import select
+import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,10 +64,11 @@ from psycopg.sql import SQL, Identifier, Literal
 
 from ledger import pg_binary
 
-# The connections (by identity and server process) each statement (by name) is prepared
-# on, in this process: writers of one schema (several ledgers in one process, sharing a
-# pool) share their statement, named after its text (psycopg names its own `_pg3_N`).
-_PREPARED: set[tuple[int, int, bytes]] = set()
+# The statements (by name) prepared on each connection of this process: writers of one
+# schema (several ledgers in one process, sharing a pool) share their statement, named after
+# its text (psycopg names its own `_pg3_N`). Weakly held: a connection the pool drops takes
+# its entry with it.
+_PREPARED: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
 _COLUMNS = "notification_id, originator_id, originator_version, topic, state"
 
 
@@ -147,9 +149,10 @@ class BatchWriter:
         # (a duplicate version an IntegrityError); the connection's context then rolls the
         # aborted transaction back before the connection goes back to the pool.
         with self.recorder.datastore.get_connection() as connection:
-            key = (id(connection), connection.pgconn.backend_pid, self.name)
+            prepared = _PREPARED.setdefault(connection, set())
             try:
-                rows = self._round_trip(connection.pgconn, key not in _PREPARED, parameters)
+                rows = self._round_trip(connection.pgconn, self.name not in prepared,
+                                        parameters)
             except (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement) as error:
                 # Deallocated by someone, or a connection taken for another's: once more,
                 # preparing it or not as the server says.
@@ -157,7 +160,7 @@ class BatchWriter:
                 rows = self._round_trip(connection.pgconn,
                                         isinstance(error, errors.InvalidSqlStatementName),
                                         parameters)
-            _PREPARED.add(key)
+            prepared.add(self.name)
         return self._found(rows, len(stored_events))
 
     def _round_trip(self, pgconn: Any, prepare: bool, parameters: list[bytes]) -> Any:

@@ -8,6 +8,7 @@ with the library's own recorder as "another writer".
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from psycopg import pq, sql
 
+from ledger import pg_batch_write
 from ledger.application import Ledger
 from ledger.config import store_environment
 from ledger.pg_batch_write import BatchWriter
@@ -307,6 +309,18 @@ def test_connections_lost_are_replaced_and_the_write_goes_through(
 
     assert written.positions == [position + 1]
     assert [e.originator_version for e in ledger.recorder.select_events(mine)] == [1, 2]
+    # What the writer remembers of the dead connections went with them.
+    gc.collect()
+    live = {id(connection) for connection in pool_connections(writer)}
+    assert {id(connection) for connection in pg_batch_write._PREPARED} <= live
+
+
+def pool_connections(writer: BatchWriter) -> list[psycopg.Connection]:
+    pool = writer.recorder.datastore.pool
+    held = [pool.getconn() for _ in range(pool.get_stats()["pool_size"])]
+    for connection in held:
+        pool.putconn(connection)
+    return held
 
 
 def test_a_store_with_text_ids_is_written_and_read_back(fresh_postgres_url: str) -> None:
