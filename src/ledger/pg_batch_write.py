@@ -149,7 +149,9 @@ class BatchWriter:
         # (a duplicate version an IntegrityError); the connection's context then rolls the
         # aborted transaction back before the connection goes back to the pool.
         with self.recorder.datastore.get_connection() as connection:
-            prepared = _PREPARED.setdefault(connection, set())
+            prepared = _PREPARED.get(connection)
+            if prepared is None:
+                prepared = _PREPARED[connection] = set()
             try:
                 rows = self._round_trip(connection.pgconn, self.name not in prepared,
                                         parameters)
@@ -215,8 +217,9 @@ def _results_until_sync(pgconn: Any) -> list[Any]:
     """Every result of the pipeline, up to its Sync, waiting on the socket between them
     (the other threads run meanwhile)."""
     socket = pgconn.socket
-    while pgconn.flush():
+    while pgconn.flush():  # more to send (a large batch): as libpq asks, read what came too
         _wait(socket, writable=True)
+        pgconn.consume_input()
     results: list[Any] = []
     while True:
         if pgconn.is_busy():
@@ -251,7 +254,7 @@ def _abandon(pgconn: Any) -> None:
     still owed) is closed, and the pool replaces it."""
     try:
         pgconn.exit_pipeline_mode()
-    except Exception:
+    except errors.Error:  # libpq refused: results are still owed on this connection
         pgconn.finish()
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-INT4_OID, INT8_OID, TEXT_OID, BYTEA_OID, UUID_OID = 23, 20, 25, 17, 2950
+INT8_OID, TEXT_OID, BYTEA_OID, UUID_OID = 20, 25, 17, 2950
 ZERO_INT4, TWO_INT4 = struct.pack("!i", 0), struct.pack("!i", 2)
 
 _INT4 = struct.Struct("!i")

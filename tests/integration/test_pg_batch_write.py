@@ -283,20 +283,20 @@ def test_a_statement_deallocated_on_the_connection_is_prepared_again(
 
 def test_connections_lost_are_replaced_and_the_write_goes_through(
         ledger: Ledger, writer: BatchWriter, fresh_postgres_url: str) -> None:
-    """Every connection of the pool killed by the server: each write's retries each take
-    one and find it dead (the library's retry: 10 attempts, so a pool of more than 10 can
-    exhaust them); each dead one is dropped, never handed out again, and a write goes
-    through once the pool has replaced them, storing its events once."""
+    """Every connection of the writer's pool killed by the server (only those: other tests
+    share the database): each write's retries each take one and find it dead (the library's
+    retry: 10 attempts, so a pool of more than 10 can exhaust them); each dead one is
+    dropped, never handed out again, and a write goes through once the pool has replaced
+    them, storing its events once."""
     mine = uuid.uuid4()
     assert writer.write([event(mine, 1)], head(ledger), [mine], 10).positions
     position = head(ledger)
+    pids = [connection.pgconn.backend_pid for connection in pool_connections(writer)]
     parts = urlsplit(fresh_postgres_url)
     with psycopg.connect(urlunsplit((*parts[:3], "", "")), autocommit=True) as admin:
-        killed = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'").fetchone()
-    assert killed is not None and killed[0] >= 1
+        killed = admin.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                               "FROM unnest(%s::int[]) AS pid", (pids,)).fetchone()
+    assert killed is not None and killed[0] == len(pids) >= 1
 
     failures = 0
     while True:
@@ -371,3 +371,17 @@ def test_a_connection_on_a_descriptor_past_select_s_limit_is_written_on(
         for descriptor in filler:
             os.close(descriptor)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_batch_larger_than_the_sockets_buffers_is_sent_whole(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    """About 12 MB in one batch: libpq sends it over many rounds of the wait."""
+    mine = uuid.uuid4()
+    states = [bytes([n]) * 60_000 for n in range(200)]
+    position = head(ledger)
+
+    written = writer.write([event(mine, n + 1, state) for n, state in enumerate(states)],
+                           position, [mine], 10)
+
+    assert written.positions == list(range(position + 1, position + 201))
+    assert [e.state for e in ledger.recorder.select_events(mine)] == states
