@@ -78,6 +78,7 @@ from ledger.pg_batch_write import BatchWriter
 from ledger.pg_reads import read_in_binary
 from ledger.pg_rows import use_fast_rows
 from ledger.pg_statements import name_channel_by_schema, render_statements
+from ledger.pipelined_commit import Pipeline
 from ledger.purchase_orders import PurchaseOrders
 from ledger.random_ids import new_id
 from ledger.reference import ReferenceData
@@ -107,6 +108,14 @@ class CommandResult:
     lines: list[dict[str, Any]]
     replayed: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A batch's new events taken from its aggregates, in log order, and as stored."""
+
+    processing: ProcessingEvent[UUID]
+    stored: list[StoredEvent]
 
 
 class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Application[UUID]):
@@ -269,8 +278,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
             checked = None
             workspace = Workspace(cache.load, datetime.now(UTC))
             try:
-                decided = decide_batch(self, live, workspace, lambda pending: _context(
-                    pending.command, pending.meta, pending.document_id))
+                decided = decide_batch(self, live, workspace, self.context_of)
                 if checked_at_save:
                     saved = write_batch(self, workspace, decided, cache)
                     if saved is None:
@@ -284,14 +292,7 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
                 cache.clear()
                 live = [pending for pending in live if not self._answered_by_replay(pending)]
                 continue
-            for pending in live:
-                if pending.body is not None:
-                    pending.answer(CommandResult(
-                        pending.document_id, positions[pending.document_id],
-                        pending.body.get("lines", []), data=pending.body))
-                elif pending.key is None or not self._answered_by_replay(pending):
-                    # (A retry refused by the state its own original left answers as that.)
-                    pending.answer(error=pending.error)
+            self.answer_batch(live, positions)
             return
         for pending in live:  # still losing to other writers: each command alone
             try:
@@ -300,6 +301,11 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
                                                    pending.document_id))
             except BaseException as error:  # the caller gets its own error, whatever it is
                 pending.answer(error=error)
+
+    def execute_pipelined(self, batch: list[Pending], pipeline: Pipeline) -> None:
+        """Decide a batch while the one ahead of it is stored, then send it (PostgreSQL:
+        `pipelined_commit`); or, where it cannot go so, decide and save it in step."""
+        pipeline.step(batch)
 
     def _answered_by_replay(self, pending: Pending) -> bool:
         """A command whose key was recorded meanwhile answers as the recorded one did."""
@@ -375,19 +381,47 @@ class Ledger(ReferenceData, PurchaseOrders, SalesOrders, PeriodClose, Applicatio
         one round trip (`pg_batch_write`); with the events others stored after `position`
         (at most `limit`)."""
         assert self.batch_writer is not None, "PostgreSQL only"
-        processing = _in_order(aggregates, order)
-        stored = [self.mapper.to_stored_event(event) for event in processing.events]
-        written = self.batch_writer.write(stored, position, looked_up, limit)
+        staged = self.stage(aggregates, order)
+        written = self.batch_writer.write(staged.stored, position, looked_up, limit)
         if written.positions is None:
             return written.foreign, None
+        return written.foreign, self.recorded(staged, written.positions)
+
+    def stage(self, aggregates: list[Any], order: Callable[[Any], Any]) -> Staged:
+        """The aggregates' new events taken from them, in log order by `order`, and as
+        they will be stored (`save_checked`, the pipelined writer)."""
+        processing = _in_order(aggregates, order)
+        return Staged(processing, [self.mapper.to_stored_event(event)
+                                   for event in processing.events])
+
+    def recorded(self, staged: Staged, positions: list[int]) -> list[Recording[UUID]]:
+        """After `staged` was stored at `positions`: its recordings, the snapshots it made
+        due taken, and in-process listeners told."""
         recordings = [Recording(event, Notification(
             id=at, originator_id=row.originator_id, originator_version=row.originator_version,
             topic=row.topic, state=row.state))
-            for event, row, at in zip(processing.events, stored, written.positions,
+            for event, row, at in zip(staged.processing.events, staged.stored, positions,
                                       strict=True)]
-        self._take_snapshots(processing)
+        self._take_snapshots(staged.processing)
         self._notify(recordings)
-        return written.foreign, recordings
+        return recordings
+
+    def context_of(self, pending: Pending) -> MovementContext:
+        """A queued command's context, as it is decided (group commit)."""
+        return _context(pending.command, pending.meta, pending.document_id)
+
+    def answer_batch(self, live: list[Pending], positions: dict[UUID, int]) -> None:
+        """Answer a saved batch's commands: each decided one its result at its position
+        (by document id), each refused one its error (or, with a key recorded meanwhile,
+        as the recorded command was answered)."""
+        for pending in live:
+            if pending.body is not None:
+                pending.answer(CommandResult(
+                    pending.document_id, positions[pending.document_id],
+                    pending.body.get("lines", []), data=pending.body))
+            elif pending.key is None or not self._answered_by_replay(pending):
+                # (A retry refused by the state its own original left answers as that.)
+                pending.answer(error=pending.error)
 
     def _save_position(self, *aggregates: Any) -> int:
         if not aggregates:

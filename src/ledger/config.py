@@ -50,6 +50,7 @@ class Settings:
     group_commit: bool = True
     group_commit_batch_max: int = 256
     group_commit_window_ms: float = 0.5  # a duration, not money: float-ok
+    group_commit_pipeline: bool = True
     command_attempts_max: int = 32
     telemetry: bool = False
     project_gather_ms: float = 25.0  # a duration, not money: float-ok
@@ -73,6 +74,8 @@ class Settings:
             group_commit_batch_max=int(env.get("LEDGER_GROUP_COMMIT_BATCH_MAX", 256)),
             # A duration, not money. float-ok
             group_commit_window_ms=float(env.get("LEDGER_GROUP_COMMIT_WINDOW_MS", 0.5)),
+            group_commit_pipeline=env.get("LEDGER_GROUP_COMMIT_PIPELINE", "on").lower()
+            not in ("0", "off", "false", "no"),
             duplicate_order_window_seconds=int(env.get("LEDGER_DUPLICATE_ORDER_WINDOW_SECONDS",
                                                        24 * 60 * 60)),
             create_tables=env.get("LEDGER_CREATE_TABLES", "true").lower() not in ("0", "false",
@@ -190,4 +193,5 @@ def group_commit_settings(settings: Settings) -> GroupCommitSettings | None:
         raise ConfigurationError("LEDGER_GROUP_COMMIT_BATCH_MAX is at least 1 and "
                                  "LEDGER_GROUP_COMMIT_WINDOW_MS from 0 to 100.")
     return GroupCommitSettings(settings.group_commit_batch_max,
-                               settings.group_commit_window_ms / 1000)
+                               settings.group_commit_window_ms / 1000,
+                               pipelined=settings.group_commit_pipeline)

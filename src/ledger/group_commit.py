@@ -42,6 +42,8 @@ BATCH_ATTEMPTS_MAX = 8
 MISSING = object()  # the cache's mark for an aggregate that does not exist (yet)
 # More events than this from other writers since the last batch: the cache starts afresh.
 FOREIGN_MAX = 10_000
+# While a batch is in flight, how often the writer looks at the queue (seconds, not money).
+BESIDE_POLL = 0.0002  # float-ok
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class GroupCommitSettings:
     batch_max: int = 256
     window_seconds: float = 0.0005  # seconds, not money: float-ok
     cache_max: int = 100_000
+    # On PostgreSQL, decide the next batch while the last is stored (`pipelined_commit`).
+    pipelined: bool = True
 
 
 class Signal:
@@ -167,37 +171,74 @@ class GroupCommitter:
                 item.answer(error=LedgerClosed())
 
     def _run(self) -> None:
+        from ledger.pipelined_commit import Pipeline  # (it builds on this module)
+
+        pipeline = Pipeline(self.ledger)
         carried: list[Pending] = []
         stopping = False
         while True:
             batch = carried
+            if not batch and pipeline.flight is not None:
+                batch, stopping = self._gather_beside(pipeline.flight, stopping)
+                if not batch:  # its answer came first, or the stop
+                    self._settle(pipeline, [], pipeline.finish)
+                    continue
+            head = None
             if not batch:
                 first = None if stopping else self.queue.get()
                 if first is None:
                     self._refuse_queued()
                     return
                 batch = [first]
-            head = None
-            if not stopping:
-                # The cache is brought current while the batch's window is open: the read's
-                # round trip is time the writer would otherwise spend asleep. (On PostgreSQL
-                # the save itself checks, once the cache's position is known.)
-                started = time.perf_counter()
-                try:
-                    head = None if self.cache.checked_at_save() else self.cache.check()
-                except Exception as error:  # as the batch's own check would: each answered
-                    for pending in batch:
-                        pending.answer(error=error)
-                    carried = []
-                    continue
-                stopping = self._fill(batch, time.perf_counter() - started)
+                if not stopping:
+                    # The cache is brought current while the batch's window is open: the
+                    # read's round trip is time the writer would otherwise spend asleep.
+                    # (On PostgreSQL the save itself checks, once the cache's position is
+                    # known.)
+                    started = time.perf_counter()
+                    try:
+                        head = None if self.cache.checked_at_save() else self.cache.check()
+                    except Exception as error:  # as the batch's own check would: answered
+                        for pending in batch:
+                            pending.answer(error=error)
+                        carried = []
+                        continue
+                    stopping = self._fill(batch, time.perf_counter() - started)
             batch, carried = _one_per_key(batch)
-            try:
-                self.ledger.execute_batch(batch, head)
-            except BaseException as error:  # every caller must be answered, whatever happens
-                for pending in batch:
-                    if not pending.done.is_set():
-                        pending.answer(error=error)
+            if self.settings.pipelined and self.cache.checked_at_save():
+                self._settle(pipeline, batch, self.ledger.execute_pipelined, batch, pipeline)
+            else:
+                self._settle(pipeline, batch, self.ledger.execute_batch, batch, head)
+
+    @staticmethod
+    def _settle(pipeline: Any, batch: list[Pending], work: Callable[..., None],
+                *arguments: Any) -> None:
+        """Run `work`; whatever escapes it, the batch in flight is landed and every
+        caller of `batch` answered."""
+        try:
+            work(*arguments)
+        except BaseException as error:  # every caller must be answered, whatever happens
+            pipeline.abandon(error)
+            for pending in batch:
+                if not pending.done.is_set():
+                    pending.answer(error=error)
+
+    def _gather_beside(self, flight: Any, stopping: bool) -> tuple[list[Pending], bool]:
+        """The commands queued while `flight` is stored, once as many are queued as
+        expected beside it (as many as lately were in flight and queued together, less the
+        flight's), or as soon as its answer begins to arrive; and whether told to stop."""
+        writer = self.ledger.batch_writer
+        assert writer is not None and flight.sent is not None
+        if stopping:
+            return [], True
+        awaited = max(self.expected - flight.size, 1)
+        while self.queue.qsize() < awaited and not writer.ready(flight.sent, BESIDE_POLL):
+            pass
+        batch: list[Pending] = []
+        stopping = self._take_queued(batch)
+        if batch:
+            self.expected = max(len(batch) + flight.size, self.expected - 1)
+        return batch, stopping
 
     def _fill(self, batch: list[Pending], spent: float = 0.0) -> bool:
         """Take what else is queued once the window (less `spent` of it already) has
@@ -212,7 +253,10 @@ class GroupCommitter:
         queues the command completing the batch wakes it: callers that each wait for their
         answer before they send again were all answered at the end of the last batch, are
         back well before the window ends, and the rest of it was idle."""
-        awaited = min(max(self.expected, 2), self.settings.batch_max) - len(batch)
+        expected = self.expected
+        if self.settings.pipelined and self.cache.checked_at_save():
+            expected = (expected + 1) // 2  # the rest are decided while these are stored
+        awaited = min(max(expected, 2), self.settings.batch_max) - len(batch)
         left = self.settings.window_seconds - spent
         if awaited > 0 and left > 0:
             self.complete.clear()
@@ -220,18 +264,21 @@ class GroupCommitter:
             if self.queue.qsize() < awaited:
                 self.complete.wait(left)
             self.awaited = 0
-        stopping = False
+        stopping = self._take_queued(batch)
+        self.expected = max(len(batch), self.expected - 1)
+        return stopping
+
+    def _take_queued(self, batch: list[Pending]) -> bool:
+        """Add what is queued to `batch`, up to the batch maximum; True when told to stop."""
         while len(batch) < self.settings.batch_max:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
-                break
+                return False
             if item is None:
-                stopping = True
-                break
+                return True
             batch.append(item)
-        self.expected = max(len(batch), self.expected - 1)
-        return stopping
+        return False
 
 
 def check_period(workspace: Workspace, effective_at: Any) -> None:
@@ -382,6 +429,9 @@ class AggregateCache:
         # positions after it that our own last save took (its aggregates are current).
         self.position: int | None = None
         self.own: tuple[int, int] | None = None
+        # The aggregates of the batch in flight (pipelined), as it leaves them: never read
+        # from the store before it is answered, even once trimmed from the cache.
+        self.in_flight: dict[UUID, Aggregate] = {}
 
     def check(self) -> int:
         """Bring forward (or drop) what anyone else wrote since the cache was current;
@@ -423,6 +473,11 @@ class AggregateCache:
         self.keep(aggregates)
         self.position, self.own = position, None
 
+    def advanced_to(self, position: int) -> None:
+        """After a checked save whose aggregates the cache holds already (the pipelined
+        writer keeps them as it sends the batch): current at `position`, its last event."""
+        self.position, self.own, self.in_flight = position, None, {}
+
     def _follow(self, notification: Notification) -> None:
         """Apply another writer's event to the cached aggregate it belongs to, if any."""
         aggregate_id = UUID(str(notification.originator_id))
@@ -453,6 +508,10 @@ class AggregateCache:
         if isinstance(found, Aggregate):
             self.aggregates.move_to_end(aggregate_id)
             return found
+        flown = self.in_flight.get(aggregate_id)
+        if flown is not None:
+            self.keep([flown])
+            return flown
         try:
             loaded: Aggregate = self.ledger.repository.get(aggregate_id)
         except AggregateNotFoundError:
@@ -476,4 +535,5 @@ class AggregateCache:
 
     def clear(self) -> None:
         self.aggregates.clear()
+        self.in_flight = {}
         self.position = self.own = None

@@ -47,7 +47,8 @@ from __future__ import annotations
 import hashlib
 import select
 import weakref
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -139,35 +140,80 @@ class BatchWriter:
               watched: Collection[UUID], limit: int) -> BatchWrite:
         """Store `stored_events` unless an event after `position` belongs to an aggregate in
         `watched`; with the events others stored after `position` (at most `limit`)."""
-        parameters = [pg_binary.int8(position),
-                      self.ids.array([event.originator_id for event in stored_events]),
-                      pg_binary.int8_array([event.originator_version for event in stored_events]),
-                      pg_binary.text_array([event.topic for event in stored_events]),
-                      pg_binary.bytea_array([event.state for event in stored_events]),
-                      self.ids.array(watched), pg_binary.int8(limit)]
+        parameters = self.encode(stored_events, watched)
         # A psycopg error raised inside the library's `get_connection` becomes the library's
         # (a duplicate version an IntegrityError); the connection's context then rolls the
         # aborted transaction back before the connection goes back to the pool.
         with self.recorder.datastore.get_connection() as connection:
-            prepared = _PREPARED.get(connection)
-            if prepared is None:
-                prepared = _PREPARED[connection] = set()
+            prepared = self._prepared(connection)
             try:
                 rows = self._round_trip(connection.pgconn, self.name not in prepared,
-                                        parameters)
+                                        _with_bounds(parameters, position, limit))
             except (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement) as error:
                 # Deallocated by someone, or a connection taken for another's: once more,
                 # preparing it or not as the server says.
                 connection.rollback()
                 rows = self._round_trip(connection.pgconn,
                                         isinstance(error, errors.InvalidSqlStatementName),
-                                        parameters)
+                                        _with_bounds(parameters, position, limit))
             prepared.add(self.name)
         return self._found(rows, len(stored_events))
+
+    def encode(self, stored_events: Sequence[StoredEvent],
+               watched: Collection[UUID]) -> list[bytes]:
+        """The statement's parameters but the position and the limit ($1 and $7), in
+        PostgreSQL's binary format: the batch's four columns, the aggregates watched."""
+        return [self.ids.array([event.originator_id for event in stored_events]),
+                pg_binary.int8_array([event.originator_version for event in stored_events]),
+                pg_binary.text_array([event.topic for event in stored_events]),
+                pg_binary.bytea_array([event.state for event in stored_events]),
+                self.ids.array(watched)]
+
+    def send(self, parameters: list[bytes], sent: int, position: int,
+             limit: int) -> InFlight:
+        """`write`'s round trip begun and not awaited (a pipelined writer decides its next
+        batch meanwhile): the pipeline sent on a connection held until `receive`.
+        `parameters` from `encode`, for `sent` events."""
+        stack = ExitStack()
+        connection = stack.enter_context(self.recorder.datastore.get_connection())
+        with _closing_on_error(stack):
+            prepared = self._prepared(connection)
+            self._send(connection.pgconn, self.name not in prepared,
+                       _with_bounds(parameters, position, limit))
+            prepared.add(self.name)  # taken back if the server refuses it (`receive`)
+        return InFlight(stack, connection.pgconn, sent, prepared)
+
+    def receive(self, flight: InFlight) -> BatchWrite:
+        """The answer to a `send`: as `write`'s, its errors the library's as there; the
+        connection goes back to the pool. (No second try: the pipelined writer decides the
+        batch again, in step, when this raises.)"""
+        with flight.stack:
+            try:
+                rows = self._answer(flight.pgconn, _results_or_abandon(flight.pgconn))
+            except (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement):
+                flight.prepared.discard(self.name)  # unknown now: `write` finds out
+                raise
+        return self._found(rows, flight.sent)
+
+    @staticmethod
+    def ready(flight: InFlight, timeout: float) -> bool:
+        """Whether the answer to `flight` begins to arrive within `timeout` seconds."""
+        return _readable(flight.pgconn.socket, timeout)
+
+    @staticmethod
+    def _prepared(connection: Any) -> set[bytes]:
+        prepared = _PREPARED.get(connection)
+        if prepared is None:
+            prepared = _PREPARED[connection] = set()
+        return prepared
 
     def _round_trip(self, pgconn: Any, prepare: bool, parameters: list[bytes]) -> Any:
         """BEGIN, the lock, the statement (prepared first when `prepare`), COMMIT: one
         pipeline, one Sync; the statement's rows (binary), or its error raised."""
+        self._send(pgconn, prepare, parameters)
+        return self._answer(pgconn, _results_or_abandon(pgconn))
+
+    def _send(self, pgconn: Any, prepare: bool, parameters: list[bytes]) -> None:
         pgconn.enter_pipeline_mode()
         try:
             pgconn.send_query_params(b"BEGIN", None)
@@ -180,10 +226,13 @@ class BatchWriter:
                                        result_format=pq.Format.BINARY)
             pgconn.send_query_params(b"COMMIT", None)
             pgconn.pipeline_sync()
-            results = _results_until_sync(pgconn)
+            _flush(pgconn)
         except BaseException:
             _abandon(pgconn)
             raise
+
+    @staticmethod
+    def _answer(pgconn: Any, results: list[Any]) -> Any:
         pgconn.exit_pipeline_mode()
         failed = next((result for result in results
                        if result.status == pq.ExecStatus.FATAL_ERROR), None)
@@ -213,13 +262,52 @@ class BatchWriter:
                             state=bytes(rows.get_value(row, 5)))
 
 
+@dataclass
+class InFlight:
+    """A batch's round trip sent and not yet answered, and the pooled connection it holds."""
+
+    stack: ExitStack
+    pgconn: Any
+    sent: int
+    prepared: set[bytes]  # what is prepared on its connection
+
+
+def _with_bounds(parameters: list[bytes], position: int, limit: int) -> list[bytes]:
+    return [pg_binary.int8(position), *parameters, pg_binary.int8(limit)]
+
+
+@contextmanager
+def _closing_on_error(stack: ExitStack) -> Iterator[None]:
+    """Hand an error to the connection's context (the library's, which translates it and
+    gives the connection back), as raising inside a `with` block would."""
+    try:
+        yield
+    except BaseException as error:
+        stack.__exit__(type(error), error, error.__traceback__)  # raises the library's
+        raise
+
+
+def _flush(pgconn: Any) -> None:
+    """Send what libpq holds (a large batch takes more than one write): as libpq asks,
+    reading what arrives meanwhile."""
+    socket = pgconn.socket
+    while pgconn.flush():
+        _wait(socket, writable=True)
+        pgconn.consume_input()
+
+
+def _results_or_abandon(pgconn: Any) -> list[Any]:
+    try:
+        return _results_until_sync(pgconn)
+    except BaseException:
+        _abandon(pgconn)
+        raise
+
+
 def _results_until_sync(pgconn: Any) -> list[Any]:
     """Every result of the pipeline, up to its Sync, waiting on the socket between them
     (the other threads run meanwhile)."""
     socket = pgconn.socket
-    while pgconn.flush():  # more to send (a large batch): as libpq asks, read what came too
-        _wait(socket, writable=True)
-        pgconn.consume_input()
     results: list[Any] = []
     while True:
         if pgconn.is_busy():
@@ -244,6 +332,15 @@ def _wait(socket: int, writable: bool = False) -> None:
     poller = _POLL()
     poller.register(socket, select.POLLIN | (select.POLLOUT if writable else 0))
     poller.poll()
+
+
+def _readable(socket: int, timeout: float) -> bool:
+    """Whether the socket can be read within `timeout` seconds."""
+    if _POLL is None:
+        return bool(select.select([socket], [], [], timeout)[0])
+    poller = _POLL()
+    poller.register(socket, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 _POLL = getattr(select, "poll", None)

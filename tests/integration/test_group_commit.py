@@ -66,7 +66,11 @@ Outcome = CommandResult | Exception
 class BatchLedger(Ledger):
     """A group-committing ledger that remembers each batch its writer decided and counts
     the saves that lost to another writer (a duplicate version, or on PostgreSQL the
-    save's own check finding another writer's event)."""
+    save's own check finding another writer's event).
+
+    Its writer decides in step unless told otherwise (the batch tests below are about
+    `execute_batch`); the pipelined writer (ledger.pipelined_commit) has tests of its own
+    at the end, and the races run both ways."""
 
     name = "ledger"  # the same tables as `Ledger` (a subclass would be named after itself)
 
@@ -75,12 +79,34 @@ class BatchLedger(Ledger):
         self.batches: list[list[Pending]] = []
         self.conflicts = 0
         self.lock = threading.Lock()
-        super().__init__(env, group_commit=settings or GroupCommitSettings(window_seconds=0))
+        super().__init__(env, group_commit=settings or GroupCommitSettings(
+            window_seconds=0, pipelined=False))
+        writer = self.batch_writer
+        if writer is not None:  # a pipelined batch's answer is read by `receive`
+            receive = writer.receive
+
+            def counted(flight: Any) -> Any:
+                try:
+                    written = receive(flight)
+                except IntegrityError:
+                    self.conflicts += 1
+                    raise
+                if written.positions is None:
+                    with self.lock:
+                        self.conflicts += 1
+                return written
+
+            writer.receive = counted  # type: ignore[method-assign]
 
     def execute_batch(self, batch: list[Pending], checked: int | None = None) -> None:
         with self.lock:
             self.batches.append(list(batch))
         super().execute_batch(batch, checked)
+
+    def execute_pipelined(self, batch: list[Pending], pipeline: Any) -> None:
+        with self.lock:
+            self.batches.append(list(batch))
+        super().execute_pipelined(batch, pipeline)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         try:
@@ -409,7 +435,7 @@ def test_once_as_many_are_queued_as_the_last_batch_took_the_window_is_not_waited
 
 def test_a_burst_larger_than_batch_max_is_decided_in_order_in_several_batches(
         database_url: str) -> None:
-    settings = GroupCommitSettings(batch_max=2, window_seconds=0)
+    settings = GroupCommitSettings(batch_max=2, window_seconds=0, pipelined=False)
     with BatchLedger(store_environment(database_url), settings) as app:
         register(app)
         app.receive(receipt(FIFO, "10"), OPERATOR)
@@ -1048,10 +1074,23 @@ def stock_up(app: Ledger, bins: list[str], quantity: str) -> dict[str, CommandRe
     return {sku: app.receive(receipt(sku, quantity, "1.25"), OPERATOR) for sku in bins}
 
 
+# Each store, and on PostgreSQL the writer both in step and pipelined.
+RACE_STORES = [
+    pytest.param("sqlite_url", False, id="sqlite"),
+    pytest.param("fresh_postgres_url", False, id="postgres", marks=pytest.mark.postgres),
+    pytest.param("fresh_postgres_url", True, id="postgres-pipelined",
+                 marks=pytest.mark.postgres),
+]
+
+
+@pytest.mark.parametrize(("store", "pipelined"), RACE_STORES)
 @pytest.mark.parametrize("twins", [False, True], ids=["clients-tiny-cache", "twin-clients"])
-def test_threads_racing_on_one_bin_with_group_commit(database_url: str, twins: bool) -> None:
+def test_threads_racing_on_one_bin_with_group_commit(request: pytest.FixtureRequest, store: str,
+                                                     pipelined: bool, twins: bool) -> None:
+    database_url = str(request.getfixturevalue(store))
     # (Without twins, a writer cache of two aggregates: evicted all the time.)
-    settings = GroupCommitSettings(window_seconds=0.002, cache_max=100_000 if twins else 2)
+    settings = GroupCommitSettings(window_seconds=0.002, cache_max=100_000 if twins else 2,
+                                   pipelined=pipelined)
     with BatchLedger(store_environment(database_url), settings) as app:
         register(app)
         start = stock_up(app, [FIFO], "20")
@@ -1066,13 +1105,14 @@ def test_threads_racing_on_one_bin_with_group_commit(database_url: str, twins: b
             check_race(reader, seen, [FIFO], start)
 
 
+@pytest.mark.parametrize(("store", "pipelined"), RACE_STORES)
 @pytest.mark.parametrize("twins", [False, True], ids=["clients", "twin-clients"])
 def test_two_processes_with_group_commit_racing_on_the_same_bins(
-        database_url: str, twins: bool) -> None:
-    url = database_url
+        request: pytest.FixtureRequest, store: str, pipelined: bool, twins: bool) -> None:
+    url = str(request.getfixturevalue(store))
     if url.startswith("postgresql"):
         url += "&pool_size=4&max_overflow=4"
-    settings = GroupCommitSettings(window_seconds=0.002)
+    settings = GroupCommitSettings(window_seconds=0.002, pipelined=pipelined)
     with BatchLedger(store_environment(url), settings) as first, \
             BatchLedger(store_environment(url), settings) as second:
         register(first)
@@ -1087,3 +1127,234 @@ def test_two_processes_with_group_commit_racing_on_the_same_bins(
         assert len(seen["replayed"]) > 0 or not twins
         with Ledger(store_environment(url)) as reader:
             check_race(reader, seen, bins, start)
+
+
+# The pipelined writer (PostgreSQL, ledger.pipelined_commit): the next batch is decided
+# while the one ahead of it is stored. Batches of two, so that commands queued together
+# while the writer is held go out as a flight and a batch decided beside it.
+
+
+@pytest.fixture
+def piped(fresh_postgres_url: str) -> Iterator[BatchLedger]:
+    settings = GroupCommitSettings(batch_max=2, window_seconds=0, pipelined=True)
+    with BatchLedger(store_environment(fresh_postgres_url), settings) as app:
+        register(app)
+        app.receive(receipt(FIFO, "10"), OPERATOR)  # the writer's position is known
+        yield app
+
+
+@pytest.fixture
+def piped_other(fresh_postgres_url: str, piped: BatchLedger) -> Iterator[Ledger]:
+    """Another process on the pipelined ledger's store (no group commit)."""
+    with Ledger(store_environment(fresh_postgres_url)) as app:
+        yield app
+
+
+def beside(app: BatchLedger, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch decided while another was in flight (recorded as it goes)."""
+    from ledger.pipelined_commit import Pipeline
+
+    sizes: list[int] = []
+    step = Pipeline.step
+
+    def recording(pipeline: Pipeline, batch: list[Pending]) -> None:
+        if pipeline.flight is not None:
+            sizes.append(len(batch))
+        step(pipeline, batch)
+
+    monkeypatch.setattr(Pipeline, "step", recording)
+    return sizes
+
+
+def queued_while_held(app: BatchLedger, batch: list[Pending]) -> list[Outcome]:
+    """Queue `batch` in order while the writer is held; let it go; every outcome."""
+    committer = app.group_committer
+    assert committer is not None
+    release = hold_writer(app)
+    for queued in batch:
+        committer.enqueue(queued)
+    release.set()
+    for queued in batch:
+        wait_until(queued.done.is_set)
+    return [outcome(queued) for queued in batch]
+
+
+def with_first(side_effect: Callable[[], Any], decide: Callable[..., Any]
+               ) -> Callable[..., dict[str, Any]]:
+    """A decider that runs `side_effect` once, the first time, before deciding."""
+    done: list[Any] = []
+
+    def deciding(command: Any, workspace: Any, context: Any) -> dict[str, Any]:
+        if not done:
+            done.append(side_effect())
+        return {"lines": decide(command, workspace, context)}
+
+    return deciding
+
+
+@pytest.mark.postgres
+def test_a_batch_decided_beside_a_flight_sees_what_the_flight_stores(
+        piped: BatchLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    decided_beside = beside(piped, monkeypatch)
+    head = piped.head_position()
+    batch = [pending("receipt", receipt(FIFO, "5")), pending("receipt", receipt(AVG, "1")),
+             pending("dispatch", dispatch((FIFO, "12"))),
+             pending("dispatch", dispatch((FIFO, "4")))]
+
+    received, received_avg, taken, refused = queued_while_held(piped, batch)
+
+    assert decided_beside == [2]  # the dispatches, while the receipts were stored
+    assert result_of(received).lines[0]["quantity_on_hand_after"] == D("15")
+    assert result_of(received_avg).lines[0]["quantity_on_hand_after"] == D("1")
+    assert result_of(taken).lines[0]["quantity_on_hand_after"] == D("3")
+    assert isinstance(refused, InsufficientStock) and refused.available == D("3")
+    assert on_hand(piped) == D("3") and on_hand(piped, AVG) == D("1")
+    logged = positions_by_document(piped, head)
+    stored = [logged[queued.document_id] for queued in batch[:3]]
+    assert batch[3].document_id not in logged
+    assert all(len(positions) == 1 for positions in stored) and stored == sorted(stored)
+    assert [result_of(found).position for found in (received, received_avg, taken)] == [
+        positions[0] for positions in stored]  # in log order, as queued
+    assert piped.conflicts == 0
+
+
+@pytest.mark.postgres
+def test_another_writer_before_the_flight_changes_what_the_next_batch_read(
+        piped: BatchLedger, piped_other: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process takes 6 of the 10 before the flight is sent: the flight (another
+    bin) is stored, and its answer carries the other's event; the batch decided beside it
+    on the stale 10 is decided again, in step, and refused."""
+    decided_beside = beside(piped, monkeypatch)
+    taken_by_other = with_first(lambda: piped_other.dispatch(dispatch((FIFO, "6")), OPERATOR),
+                                documents.decide_receipt)
+    batch = [pending("receipt", receipt(AVG, "1"), decide=taken_by_other),
+             pending("receipt", receipt(AVG, "1")),
+             pending("dispatch", dispatch((FIFO, "8"))), pending("receipt", receipt(AVG, "1"))]
+
+    first, second, refused, third = queued_while_held(piped, batch)
+
+    assert decided_beside == [2]
+    assert [result_of(found).lines[0]["quantity_on_hand_after"]
+            for found in (first, second, third)] == [D("1"), D("2"), D("3")]
+    assert isinstance(refused, InsufficientStock) and refused.available == D("4")
+    assert on_hand(piped) == D("4") and on_hand(piped, AVG) == D("3")
+
+
+@pytest.mark.postgres
+def test_another_writer_while_the_flight_is_stored_fails_the_next_batch_save(
+        piped: BatchLedger, piped_other: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process takes 6 of the 10 while the next batch is decided beside the
+    flight: that batch's own save finds the other's event, stores nothing, and the batch
+    is decided again, in step, and refused."""
+    decided_beside = beside(piped, monkeypatch)
+    taking = with_first(lambda: piped_other.dispatch(dispatch((FIFO, "6")), OPERATOR),
+                        documents.decide_dispatch)
+    batch = [pending("receipt", receipt(AVG, "1")), pending("receipt", receipt(AVG, "1")),
+             pending("dispatch", dispatch((FIFO, "8")), decide=taking),
+             pending("receipt", receipt(AVG, "1"))]
+
+    *received, refused, third = queued_while_held(piped, batch)
+
+    assert decided_beside == [2]
+    assert piped.conflicts == 1
+    assert isinstance(refused, InsufficientStock) and refused.available == D("4")
+    assert [result_of(found).lines[0]["quantity_on_hand_after"]
+            for found in (*received, third)] == [D("1"), D("2"), D("3")]
+    assert on_hand(piped) == D("4") and on_hand(piped, AVG) == D("3")
+    avg_bin = piped.stock_bin(AVG, WH)
+    assert avg_bin is not None and avg_bin.version == 4  # opened, and three receipts once
+
+
+@pytest.mark.postgres
+def test_a_flight_that_is_not_stored_is_decided_again_and_so_is_the_batch_beside_it(
+        piped: BatchLedger, piped_other: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process takes 4 of the 10 just before the flight is sent: the flight,
+    decided on the stale 10, stores nothing; the batch decided beside it on the flight's
+    5 left is decided again too, each in step, in order."""
+    decided_beside = beside(piped, monkeypatch)
+    head = piped.head_position()
+    racing = with_first(lambda: piped_other.dispatch(dispatch((FIFO, "4")), OPERATOR),
+                        documents.decide_dispatch)
+    batch = [pending("dispatch", dispatch((FIFO, "5")), decide=racing),
+             pending("receipt", receipt(AVG, "1")),
+             pending("dispatch", dispatch((FIFO, "3"))), pending("receipt", receipt(AVG, "2"))]
+
+    taken, received, refused, received_more = queued_while_held(piped, batch)
+
+    assert decided_beside == [2]
+    assert piped.conflicts == 1
+    assert result_of(taken).lines[0]["quantity_on_hand_after"] == D("1")
+    assert isinstance(refused, InsufficientStock) and refused.available == D("1")
+    assert result_of(received).lines[0]["quantity_on_hand_after"] == D("1")
+    assert result_of(received_more).lines[0]["quantity_on_hand_after"] == D("3")
+    assert on_hand(piped) == D("1") and on_hand(piped, AVG) == D("3")
+    logged = positions_by_document(piped, head)
+    assert sorted(logged) == sorted(
+        [queued.document_id for queued in (batch[0], batch[1], batch[3])]
+        + [UUID(str(new_events(piped, head)[0][1].document_id))])  # the other's dispatch
+    assert all(len(positions) == 1 for positions in logged.values())
+
+
+@pytest.mark.postgres
+def test_an_error_beside_a_flight_answers_its_batch_and_the_flight_is_still_answered(
+        piped: BatchLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Something unforeseen fails while a batch is decided beside a flight: the flight is
+    still landed and its callers get their results; the batch's callers get the error, and
+    nothing of it is stored; the writer goes on."""
+    writer = piped.batch_writer
+    assert writer is not None
+    encode = writer.encode
+    calls: list[int] = []
+
+    def failing_second(*arguments: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the encoder broke")
+        return encode(*arguments)
+
+    monkeypatch.setattr(writer, "encode", failing_second)
+    batch = [pending("receipt", receipt(FIFO, "1")), pending("receipt", receipt(AVG, "1")),
+             pending("dispatch", dispatch((FIFO, "2"))), pending("receipt", receipt(AVG, "5"))]
+
+    first, second, *failed = queued_while_held(piped, batch)
+
+    assert result_of(first).lines[0]["quantity_on_hand_after"] == D("11")
+    assert result_of(second).lines[0]["quantity_on_hand_after"] == D("1")
+    assert all(isinstance(error, RuntimeError) for error in failed)
+    assert on_hand(piped) == D("11") and on_hand(piped, AVG) == D("1")
+    after = piped.dispatch(dispatch((FIFO, "2")), OPERATOR)
+    assert after.lines[0]["quantity_on_hand_after"] == D("9")
+
+
+@pytest.mark.postgres
+def test_commands_queued_before_a_pipelined_ledger_closes_are_all_answered(
+        fresh_postgres_url: str) -> None:
+    settings = GroupCommitSettings(batch_max=2, window_seconds=0, pipelined=True)
+    app = BatchLedger(store_environment(fresh_postgres_url), settings)
+    register(app)
+    app.receive(receipt(FIFO, "1"), OPERATOR)
+    committer = app.group_committer
+    assert committer is not None
+    release = hold_writer(app)
+    batch = [pending("receipt", receipt(FIFO, "1")) for _ in range(5)]
+    for queued in batch:
+        committer.enqueue(queued)
+    closing = threading.Thread(target=app.close)
+    closing.start()
+    wait_until(lambda: committer.queue.qsize() == 6)  # five commands, then the stop
+
+    release.set()
+    closing.join(WAIT_SECONDS_MAX)
+
+    assert [result_of(outcome(queued)).lines[0]["quantity_on_hand_after"]
+            for queued in batch] == [D(n) for n in range(2, 7)]
+    with Ledger(store_environment(fresh_postgres_url)) as reader:
+        assert on_hand(reader) == D("6")
+
+
+def test_the_pipelined_setting_is_read_from_the_environment() -> None:
+    from ledger.config import Settings, group_commit_settings
+
+    assert group_commit_settings(Settings.from_environ({})).pipelined is True  # type: ignore[union-attr]
+    off = Settings.from_environ({"LEDGER_GROUP_COMMIT_PIPELINE": "off"})
+    assert group_commit_settings(off).pipelined is False  # type: ignore[union-attr]
