@@ -16,7 +16,9 @@ Each caller gets exactly the result or error it would have had without batching.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import queue
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -42,8 +44,6 @@ BATCH_ATTEMPTS_MAX = 8
 MISSING = object()  # the cache's mark for an aggregate that does not exist (yet)
 # More events than this from other writers since the last batch: the cache starts afresh.
 FOREIGN_MAX = 10_000
-# While a batch is in flight, how often the writer looks at the queue (seconds, not money).
-BESIDE_POLL = 0.0002  # float-ok
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,12 @@ class GroupCommitter:
         # (0: it is not waiting), and the event the caller that queues the last of them sets.
         self.awaited = 0
         self.complete = threading.Event()
+        # While it waits beside a batch in flight (pipelined), the writer waits on that
+        # batch's connection and on this pair's reading end, which a caller queueing the
+        # last command awaited writes to (sockets: `select` takes them everywhere).
+        self.wake_reader, self.wake_writer = socket.socketpair()
+        self.wake_reader.setblocking(False)
+        self.wake_writer.setblocking(False)
         # SimpleQueue: put and get in C, without Queue's conditions and task counting.
         self.queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -152,13 +158,23 @@ class GroupCommitter:
         self.queue.put(pending)
         if self.awaited and self.queue.qsize() >= self.awaited:
             self.complete.set()
+            self._wake()
 
     def close(self) -> None:
         self.closing = True
         self.queue.put(None)
         self.complete.set()  # a window being waited out ends now
+        self._wake()  # and so does a wait beside a batch in flight
         self.thread.join(timeout=10)
         self._refuse_queued()
+        if not self.thread.is_alive():
+            self.wake_reader.close()
+            self.wake_writer.close()
+
+    def _wake(self) -> None:
+        # Full, the writer has plenty to read; closed, the ledger is (a caller racing it).
+        with contextlib.suppress(OSError):
+            self.wake_writer.send(b"\0")
 
     def _refuse_queued(self) -> None:
         """Answer whatever was queued behind the stop: the ledger is closed."""
@@ -232,8 +248,13 @@ class GroupCommitter:
         if stopping:
             return [], True
         awaited = max(self.expected - flight.size, 1)
-        while self.queue.qsize() < awaited and not writer.ready(flight.sent, BESIDE_POLL):
-            pass
+        with contextlib.suppress(BlockingIOError):
+            while self.wake_reader.recv(4096):  # wake-ups from before: spent
+                pass
+        self.awaited = awaited  # set before the queue is looked at: no wake-up is lost
+        if self.queue.qsize() < awaited:
+            writer.wait(flight.sent, self.wake_reader.fileno())
+        self.awaited = 0
         batch: list[Pending] = []
         stopping = self._take_queued(batch)
         if batch:

@@ -196,9 +196,10 @@ class BatchWriter:
         return self._found(rows, flight.sent)
 
     @staticmethod
-    def ready(flight: InFlight, timeout: float) -> bool:
-        """Whether the answer to `flight` begins to arrive within `timeout` seconds."""
-        return _readable(flight.pgconn.socket, timeout)
+    def wait(flight: InFlight, other: int) -> None:
+        """Until the answer to `flight` begins to arrive, or descriptor `other` can be
+        read."""
+        _wait_either(flight.pgconn.socket, other)
 
     @staticmethod
     def _prepared(connection: Any) -> set[bytes]:
@@ -334,13 +335,15 @@ def _wait(socket: int, writable: bool = False) -> None:
     poller.poll()
 
 
-def _readable(socket: int, timeout: float) -> bool:
-    """Whether the socket can be read within `timeout` seconds."""
+def _wait_either(socket: int, other: int) -> None:
+    """Until either descriptor can be read (or has failed)."""
     if _POLL is None:
-        return bool(select.select([socket], [], [], timeout)[0])
+        select.select([socket, other], [], [])
+        return
     poller = _POLL()
     poller.register(socket, select.POLLIN)
-    return bool(poller.poll(timeout * 1000))
+    poller.register(other, select.POLLIN)
+    poller.poll()
 
 
 _POLL = getattr(select, "poll", None)

@@ -47,6 +47,7 @@ from ledger.errors import (
     IdempotencyConflict,
     InsufficientStock,
     InvalidInput,
+    LedgerClosed,
     PeriodClosed,
 )
 from ledger.group_commit import BATCH_ATTEMPTS_MAX, GroupCommitSettings, Pending
@@ -1358,3 +1359,17 @@ def test_the_pipelined_setting_is_read_from_the_environment() -> None:
     assert group_commit_settings(Settings.from_environ({})).pipelined is True  # type: ignore[union-attr]
     off = Settings.from_environ({"LEDGER_GROUP_COMMIT_PIPELINE": "off"})
     assert group_commit_settings(off).pipelined is False  # type: ignore[union-attr]
+
+
+def test_a_closed_ledger_gives_back_its_writers_wake_up_sockets(database_url: str) -> None:
+    app = BatchLedger(store_environment(database_url))
+    committer = app.group_committer
+    assert committer is not None
+    sockets = (committer.wake_reader, committer.wake_writer)
+    assert all(end.fileno() >= 0 for end in sockets)
+
+    app.close()
+
+    assert all(end.fileno() == -1 for end in sockets)
+    with pytest.raises(LedgerClosed):
+        committer.enqueue(pending("receipt", receipt(FIFO, "1")))
