@@ -146,14 +146,17 @@ class BatchWriter:
         # aborted transaction back before the connection goes back to the pool.
         with self.recorder.datastore.get_connection() as connection:
             prepared = self._prepared(connection)
+            pgconn = connection.pgconn
             try:
-                rows = self._round_trip(connection.pgconn, self.name not in prepared,
+                rows = self._round_trip(pgconn, self.name not in prepared,
                                         _with_bounds(parameters, position, limit))
             except (errors.InvalidSqlStatementName, errors.DuplicatePreparedStatement) as error:
-                # Deallocated by someone, or a connection taken for another's: once more,
-                # preparing it or not as the server says.
-                connection.rollback()
-                rows = self._round_trip(connection.pgconn,
+                # Deallocated by someone (psycopg deallocates every statement when it rolls
+                # back a connection it prepared its own on), or prepared on a save that then
+                # failed: once more, preparing it or not as the server says. Rolled back
+                # on libpq itself: psycopg's rollback would deallocate it all again.
+                _roll_back(pgconn)
+                rows = self._round_trip(pgconn,
                                         isinstance(error, errors.InvalidSqlStatementName),
                                         _with_bounds(parameters, position, limit))
             prepared.add(self.name)
@@ -347,6 +350,14 @@ def _wait_either(socket: int, other: int) -> None:
 
 
 _POLL = getattr(select, "poll", None)
+
+
+def _roll_back(pgconn: Any) -> None:
+    """ROLLBACK on the connection itself, past psycopg (which would deallocate its prepared
+    statements, and with them every other); its error raised, as psycopg's."""
+    result = pgconn.exec_(b"ROLLBACK")
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        raise errors.error_from_result(result, encoding=_encoding(pgconn))
 
 
 def _abandon(pgconn: Any) -> None:

@@ -281,6 +281,32 @@ def test_a_statement_deallocated_on_the_connection_is_prepared_again(
     assert [e.originator_version for e in ledger.recorder.select_events(mine)] == [1, 2]
 
 
+def test_a_statement_the_registry_forgot_is_used_and_survives_psycopgs_own_statements(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    """The statement is on the server but not in the writer's registry (prepared in a save
+    that then failed), and psycopg has prepared statements of its own on the connection:
+    preparing it again is refused, and the rollback before the second try must not be
+    psycopg's, which deallocates every statement when it has its own (the race tests saw
+    'prepared statement ... does not exist' reach callers)."""
+    mine = uuid.uuid4()
+    assert writer.write([event(mine, 1)], head(ledger), [mine], 10).positions
+    pool = writer.recorder.datastore.pool
+    held = [pool.getconn() for _ in range(pool.get_stats()["pool_size"])]
+    for connection in held:  # every connection the writer may take next
+        connection.execute("SELECT 1", prepare=True)  # one of psycopg's own
+        if writer.name not in pg_batch_write._PREPARED.get(connection, set()):
+            assert connection.pgconn.prepare(writer.name, writer.insert).status == \
+                pq.ExecStatus.COMMAND_OK
+        pg_batch_write._PREPARED.get(connection, set()).discard(writer.name)  # forgotten
+    for connection in held:
+        pool.putconn(connection)
+
+    written = writer.write([event(mine, 2)], head(ledger), [mine], 10)
+
+    assert written.positions == [head(ledger)]
+    assert [e.originator_version for e in ledger.recorder.select_events(mine)] == [1, 2]
+
+
 def test_connections_lost_are_replaced_and_the_write_goes_through(
         ledger: Ledger, writer: BatchWriter, fresh_postgres_url: str) -> None:
     """Every connection of the writer's pool killed by the server (only those: other tests
