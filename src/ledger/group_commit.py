@@ -404,7 +404,7 @@ def write_batch(ledger: Ledger, workspace: Workspace, decided: list[Pending],
     if not changed:
         foreign = ledger.batch_writer.read_after(position, FOREIGN_MAX + 1)  # type: ignore[union-attr]
         cache.follow(foreign)
-        if cache.position is None or _touches(foreign, looked_up):
+        if cache.position is None or touches(foreign, looked_up):
             return None
         return {pending.document_id: cache.position for pending in decided}
     order = event_order(decided)
@@ -421,7 +421,8 @@ def write_batch(ledger: Ledger, workspace: Workspace, decided: list[Pending],
                                      default=last) for pending in decided}
 
 
-def _touches(foreign: list[Notification], looked_up: list[UUID]) -> bool:
+def touches(foreign: list[Notification], looked_up: list[UUID]) -> bool:
+    """Whether any of others' events is of an aggregate in `looked_up`."""
     ids = set(looked_up)
     return any(UUID(str(notification.originator_id)) in ids for notification in foreign)
 

@@ -32,7 +32,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 
 from ledger.errors import StaleRead
-from ledger.group_commit import FOREIGN_MAX, Pending, decide_batch, event_order
+from ledger.group_commit import FOREIGN_MAX, Pending, decide_batch, event_order, touches
 from ledger.pg_batch_write import InFlight
 from ledger.workspace import Workspace
 
@@ -46,7 +46,6 @@ class Flight:
 
     batch: list[Pending]  # every command of the batch, decided or refused
     decided: list[Pending]
-    workspace: Workspace
     staged: Staged
     looked_up: list[UUID]
     parameters: list[bytes]
@@ -75,7 +74,7 @@ def decide(ledger: Ledger, batch: list[Pending]) -> Flight | None:
     staged = ledger.stage(changed, lambda event: order[
         (event.originator_id, event.originator_version)])
     looked_up = workspace.looked_up()
-    return Flight(batch, decided, workspace, staged, looked_up,
+    return Flight(batch, decided, staged, looked_up,
                   ledger.batch_writer.encode(staged.stored, looked_up))
 
 
@@ -179,12 +178,7 @@ class Pipeline:
 def _clear_of(foreign: list[Notification] | None, looked_up: list[UUID]) -> bool:
     """Whether none of others' events (None: too many to know) is of an aggregate in
     `looked_up`."""
-    if foreign is None:
-        return False
-    if not foreign:
-        return True
-    ids = set(looked_up)
-    return not any(UUID(str(notification.originator_id)) in ids for notification in foreign)
+    return foreign is not None and not touches(foreign, looked_up)
 
 
 def _in_step(ledger: Ledger, batch: list[Pending]) -> None:

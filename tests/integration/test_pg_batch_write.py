@@ -11,7 +11,8 @@ from __future__ import annotations
 import gc
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -264,14 +265,16 @@ def test_others_events_come_back_exactly_as_the_librarys_own_read_returns_them(
     assert written.foreign[1].originator_version == 2**40
 
 
-def test_a_statement_deallocated_on_the_connection_is_prepared_again(
-        ledger: Ledger, writer: BatchWriter) -> None:
+def written_again_after(ledger: Ledger, writer: BatchWriter,
+                        meddle: Callable[[Any], None]) -> None:
+    """A batch written; `meddle` done to every connection the writer may take next; a
+    second batch of the same aggregate written, and both stored."""
     mine = uuid.uuid4()
     assert writer.write([event(mine, 1)], head(ledger), [mine], 10).positions
     pool = writer.recorder.datastore.pool
     held = [pool.getconn() for _ in range(pool.get_stats()["pool_size"])]
-    for connection in held:  # every connection the writer may take next
-        connection.execute("DEALLOCATE ALL")
+    for connection in held:
+        meddle(connection)
     for connection in held:
         pool.putconn(connection)
 
@@ -279,6 +282,11 @@ def test_a_statement_deallocated_on_the_connection_is_prepared_again(
 
     assert written.positions == [head(ledger)]
     assert [e.originator_version for e in ledger.recorder.select_events(mine)] == [1, 2]
+
+
+def test_a_statement_deallocated_on_the_connection_is_prepared_again(
+        ledger: Ledger, writer: BatchWriter) -> None:
+    written_again_after(ledger, writer, lambda connection: connection.execute("DEALLOCATE ALL"))
 
 
 def test_a_statement_the_registry_forgot_is_used_and_survives_psycopgs_own_statements(
@@ -288,23 +296,15 @@ def test_a_statement_the_registry_forgot_is_used_and_survives_psycopgs_own_state
     preparing it again is refused, and the rollback before the second try must not be
     psycopg's, which deallocates every statement when it has its own (the race tests saw
     'prepared statement ... does not exist' reach callers)."""
-    mine = uuid.uuid4()
-    assert writer.write([event(mine, 1)], head(ledger), [mine], 10).positions
-    pool = writer.recorder.datastore.pool
-    held = [pool.getconn() for _ in range(pool.get_stats()["pool_size"])]
-    for connection in held:  # every connection the writer may take next
+
+    def forget(connection: Any) -> None:
         connection.execute("SELECT 1", prepare=True)  # one of psycopg's own
         if writer.name not in pg_batch_write._PREPARED.get(connection, set()):
             assert connection.pgconn.prepare(writer.name, writer.insert).status == \
                 pq.ExecStatus.COMMAND_OK
         pg_batch_write._PREPARED.get(connection, set()).discard(writer.name)  # forgotten
-    for connection in held:
-        pool.putconn(connection)
 
-    written = writer.write([event(mine, 2)], head(ledger), [mine], 10)
-
-    assert written.positions == [head(ledger)]
-    assert [e.originator_version for e in ledger.recorder.select_events(mine)] == [1, 2]
+    written_again_after(ledger, writer, forget)
 
 
 def test_connections_lost_are_replaced_and_the_write_goes_through(
