@@ -500,6 +500,13 @@ class AggregateCache:
         writer keeps them as it sends the batch): current at `position`, its last event."""
         self.position, self.own, self.in_flight = position, None, {}
 
+    def drop_flight(self) -> None:
+        """The batch in flight was not stored: the aggregates it changed, kept as if it
+        were, are dropped (loaded afresh when next needed); the rest stay."""
+        for aggregate_id in self.in_flight:
+            self.aggregates.pop(aggregate_id, None)
+        self.in_flight = {}
+
     def _follow(self, notification: Notification) -> None:
         """Apply another writer's event to the cached aggregate it belongs to, if any."""
         aggregate_id = UUID(str(notification.originator_id))

@@ -15,8 +15,10 @@ had in step:
 - the flight stored: the next batch is sent, checked from the flight's last position, once
   none of the events others stored before the flight (which its answer carries) touch an
   aggregate the next batch looked up; if one does, the next batch is decided again, in step;
-- the flight not stored (others changed what it looked up, a version taken, an error): the
-  cache is dropped and both batches are decided again, in step, one after the other.
+- the flight not stored: both batches are decided again, in step, one after the other.
+  When others changed what it looked up, the aggregates it changed are dropped from the
+  cache and the rest brought forward with others' events, as in step; on any other failure
+  (a version taken, an error) the whole cache is dropped.
 
 Only the writer's thread runs this: no other thread hands the interpreter lock back and
 forth (a flusher thread did, and cost more than it saved: docs/architecture.md).
@@ -98,7 +100,8 @@ def launch(ledger: Ledger, flight: Flight) -> Flight:
 def land(ledger: Ledger, flight: Flight) -> dict[UUID, int] | None:
     """The flight's answer read: the position of each of its decided commands (by
     document id), the cache current at its last event; None when it was not stored, or
-    its fate is unknown (the cache is dropped: decide it again, in step)."""
+    its fate is unknown: decide it again, in step (the cache brought forward with others'
+    events, or dropped when the answer could not be read)."""
     assert ledger.group_committer is not None and ledger.batch_writer is not None
     assert flight.sent is not None
     cache = ledger.group_committer.cache
@@ -107,8 +110,9 @@ def land(ledger: Ledger, flight: Flight) -> dict[UUID, int] | None:
     except Exception:  # the library's errors, or another: in step, it meets them again
         cache.clear()
         return None
-    if written.positions is None:
-        cache.clear()
+    if written.positions is None:  # others changed what it looked up: nothing stored
+        cache.drop_flight()
+        cache.follow(written.foreign)  # as in step: the rest of the cache is kept
         return None
     cache.follow(written.foreign)  # (more than FOREIGN_MAX of them: the cache is emptied)
     # Others' events before it, all of them, or None when there were more than were read.
