@@ -19,6 +19,9 @@ from projections.base import Carried, Envelope, KeyedProjection, Row
 from projections.bulk import KeyedFold
 from projections.stock_levels import MOVEMENT_TOPICS
 
+# How far from the ends of a bin's layers `layer_texts` looks for the run a movement left.
+RUN_SEARCH_MAX = 8
+
 
 class CostLayersProjection(KeyedProjection):
     name = "cost_layers"
@@ -57,9 +60,10 @@ class CostLayersProjection(KeyedProjection):
                 layers = () if row is None else _layers(decoded, at, row["layers"])
             rows[at], touched[at] = advance(row, layers, envelope)
         for at, layers in touched.items():
-            text = dump_layers(layers)
+            texts = layer_texts(layers, _known(decoded, at, rows[at]["layers"]))
+            text = "[" + ",".join(texts) + "]"
             rows[at] = {**rows[at], "layers": text}
-            decoded[at] = (text, layers)
+            decoded[at] = (text, layers, texts)
 
     def bulk_fold(self) -> CostLayersFold:
         return CostLayersFold(self)
@@ -108,6 +112,59 @@ def _layers(decoded: dict[tuple[Hashable, ...], Any], at: tuple[Hashable, ...],
     if known is not None and known[0] == text:
         return known[1]  # type: ignore[no-any-return]
     return layers_of(text)
+
+
+def _known(decoded: dict[tuple[Hashable, ...], Any], at: tuple[Hashable, ...],
+           text: str) -> tuple[tuple[Layer, ...], tuple[str, ...]] | None:
+    """A bin's layers and their texts as last written, when `text` is still what was."""
+    known = decoded.get(at)
+    if known is None or known[0] != text:
+        return None
+    return known[1], known[2]
+
+
+def layer_texts(layers: tuple[Layer, ...],
+                before: tuple[tuple[Layer, ...], tuple[str, ...]] | None = None
+                ) -> tuple[str, ...]:
+    """Each layer's JSON text (`dump_layers` joins them), reusing those of `before`'s
+    layers that are still held: the bin's column is written again on every page that moves
+    it, and a bin can hold many layers. A movement takes from the front (changing the
+    first layer it leaves) and adds at the back, so the layers it leaves are the same
+    objects as before, a run that ends with `before`'s last; found by identity (tuple
+    comparison, in C), those cost nothing to write again. Any other change (a return to a
+    supplier takes from the middle) is matched layer by layer."""
+    if before is None or not before[0]:
+        return tuple(map(_layer_text, layers))
+    old, old_texts = before
+    kept = _kept_run(layers, old)
+    if kept is None:  # by id: `before`'s layers are alive here, no other object has theirs
+        known = {id(layer): text for layer, text in zip(old, old_texts, strict=True)}
+        return tuple(known.get(id(layer)) or _layer_text(layer) for layer in layers)
+    start, length = kept
+    return (tuple(map(_layer_text, layers[:start])) + old_texts[len(old) - length:]
+            + tuple(map(_layer_text, layers[start + length:])))
+
+
+def _kept_run(layers: tuple[Layer, ...], old: tuple[Layer, ...]) -> tuple[int, int] | None:
+    """Where in `layers` the run of `old`'s last layers sits, and its length: the
+    longest such run that ends with `old`'s last layer, within a few layers of the
+    ends; None if there is none."""
+    last = old[-1]
+    for end in range(len(layers) - 1, max(len(layers) - 1 - RUN_SEARCH_MAX, -1), -1):
+        if layers[end] is last:
+            break
+    else:
+        return None
+    longest = min(end + 1, len(old))
+    for length in range(longest, max(longest - RUN_SEARCH_MAX, 0), -1):
+        if layers[end + 1 - length:end + 1] == old[len(old) - length:]:
+            return end + 1 - length, length
+    return None
+
+
+def _layer_text(layer: Layer) -> str:
+    return json.dumps([str(layer.quantity), str(layer.unit_cost), str(layer.value)],
+                      separators=(",", ":"))
 
 
 def layers_of(text: str) -> tuple[Layer, ...]:

@@ -24,7 +24,7 @@ from ledger.domain.context import CommandMeta
 from ledger.domain.item import ItemDetails
 from projections import registry
 from projections.base import Carried, Envelope, Projection
-from projections.cost_layers import layers_of
+from projections.cost_layers import layer_texts, layers_of
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
 from projections.service import ReadModels
@@ -119,11 +119,13 @@ def test_a_runner_reads_back_only_rows_it_did_not_write(
                       for row in connection.execute(table.select()).mappings()}
             assert runner._carried[name].rows == stored
             if name == "cost_layers":
-                # The layers are carried decoded too, as their stored text reads.
+                # The layers are carried decoded too, as their stored text reads, with
+                # each layer's text.
                 decoded = runner._carried[name].decoded
                 assert decoded.keys() == stored.keys()
                 for key, row in stored.items():
-                    assert decoded[key] == (row["layers"], layers_of(row["layers"]))
+                    layers = layers_of(row["layers"])
+                    assert decoded[key] == (row["layers"], layers, layer_texts(layers))
                 assert len(decoded[("FIFO-1", LOCATION)][1]) > 1
     assert digests(live) == clean(ledger, opened("clean"))
 
