@@ -15,16 +15,18 @@ def _serve(arguments: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.http_protocol import PROTOCOL
 
     settings = Settings.from_environ()  # refused here, before any worker starts, if invalid
     if arguments.workers == 1:
         uvicorn.run(create_app(settings, server=True), host=arguments.host,
-                    port=arguments.port, log_level=arguments.log_level)
+                    port=arguments.port, log_level=arguments.log_level, http=PROTOCOL)
     else:
         # Each worker process builds its own app (its own group committer and, when embedded,
         # projection runner; runners take turns on the projections' state rows).
         uvicorn.run("api.app:create_server_app", factory=True, workers=arguments.workers,
-                    host=arguments.host, port=arguments.port, log_level=arguments.log_level)
+                    host=arguments.host, port=arguments.port, log_level=arguments.log_level,
+                    http=PROTOCOL)
     return 0
 
 
