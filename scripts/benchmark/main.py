@@ -128,9 +128,9 @@ def _settle() -> None:
 
 
 def _settle_after_bulk() -> None:
-    """Before the latency measurements of phase 9: the import and the rebuild inserted
-    millions of rows, and the autovacuum they set off (minutes of it on a full run) would
-    otherwise run during the queries and loads."""
+    """Before the import, the rebuild and the latency measurements of phase 9: the 16-client
+    windows, the import and the rebuild inserted up to millions of rows, and the autovacuum
+    they set off (minutes of it on a full run) would otherwise run during the next one."""
     waited = pg.autovacuum_quiet(seconds_max=600.0)
     pg.checkpoint()
     if waited >= 0.5:
@@ -534,7 +534,7 @@ def _history_long(run: Run, made: History, short_url: str, short_moment: datetim
     f, plan = run.figures, run.plan
     with run.scratch.schema("long", run.keep) as long:
         url = run.scratch.url(long)
-        pg.checkpoint()
+        _settle_after_bulk()
         result, workaround = _import(run, "long", long, made.path)
         rate = made.events / result["seconds"]
         batches = " — with 1,000-event batches: the stock size hung" if workaround else ""
@@ -544,7 +544,7 @@ def _history_long(run: Run, made: History, short_url: str, short_moment: datetim
         f.add("bulk_import_seconds", result["seconds"], "s", "the same, wall time", "7")
         say(f"import: {made.events:,} events in {result['seconds']:.1f} s ({rate:,.0f}/s)")
 
-        pg.checkpoint()
+        _settle_after_bulk()
         rebuilt = history.ledger_command(["rebuild"], url, run.work / "rebuild-long.log",
                                          timeout=plan.command_timeout)
         seconds = rebuilt.result.get("rebuild_seconds", rebuilt.result["seconds"])
@@ -685,9 +685,9 @@ def methods(plan: Plan) -> list[str]:
         "rounds. **aggregate_load**: `Ledger.stock_bin(sku, "
         f"location)` of a bin with {plan.hot_movements:,} movements (median of "
         f"{plan.hot_loads}) and of one with 10 (median of {plan.cold_loads}), loaded in "
-        "turn, the long bin's loads spread evenly among the short one's. Both measurements "
-        "of phase 9 start once the autovacuum that the import and the rebuild set off has "
-        "finished.",
+        "turn, the long bin's loads spread evenly among the short one's. The import, the "
+        "rebuild and both measurements of phase 9 each start once the autovacuum that the "
+        "phases before them set off has finished.",
     ]
 
 
