@@ -52,11 +52,13 @@ class OneWriteTransport:
             self.write(data)
 
     def release(self) -> None:
-        """Write what is held back, if anything."""
+        """Write what is held back, if anything, unless the connection has closed meanwhile
+        (uvloop refuses a write once the connection is gone, where uvicorn writes nothing)."""
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def get_write_buffer_size(self) -> int:
         held = self._held

@@ -123,6 +123,22 @@ def test_what_is_held_is_written_before_the_transport_closes_or_ends() -> None:
     assert on_a_loop(ending).writes == [b"last", b"<eof>"]
 
 
+def test_what_is_held_when_the_connection_goes_is_dropped_without_an_error() -> None:
+    async def lost(transport: OneWriteTransport) -> None:
+        transport.write(b"0\r\n\r\n")
+        recorded.closed = True  # the client went away before the loop came round
+        await asyncio.sleep(0)
+        transport.close()
+
+    recorded = Recorded()
+
+    async def run() -> None:
+        await lost(OneWriteTransport(recorded, asyncio.get_running_loop()))  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    assert recorded.writes == []
+
+
 def test_an_abort_drops_what_is_held() -> None:
     async def aborting(transport: OneWriteTransport) -> None:
         transport.write(b"never")
