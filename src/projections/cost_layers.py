@@ -7,6 +7,7 @@ the recorded layers, add the recorded layers. Moving-average bins keep no layers
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Hashable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -146,19 +147,21 @@ def layer_texts(layers: tuple[Layer, ...],
 
 
 def _kept_run(layers: tuple[Layer, ...], old: tuple[Layer, ...]) -> tuple[int, int] | None:
-    """Where in `layers` the run of `old`'s last layers sits, and its length: the
-    longest such run that ends with `old`'s last layer, within a few layers of the
-    ends; None if there is none."""
+    """Where in `layers` the run of `old`'s last layers sits, and its length: the longest
+    run of the very same objects (identity, never equality: equal decimals can be written
+    differently) that ends with `old`'s last layer, starting within a few layers of each
+    end; None if there is none."""
     last = old[-1]
     for end in range(len(layers) - 1, max(len(layers) - 1 - RUN_SEARCH_MAX, -1), -1):
         if layers[end] is last:
             break
     else:
         return None
-    longest = min(end + 1, len(old))
-    for length in range(longest, max(longest - RUN_SEARCH_MAX, 0), -1):
-        if layers[end + 1 - length:end + 1] == old[len(old) - length:]:
-            return end + 1 - length, length
+    for start in range(min(RUN_SEARCH_MAX, end + 1)):
+        first = len(old) - (end + 1 - start)  # the layer of `old` level with `start`
+        if first >= 0 and layers[start] is old[first] and all(
+                map(operator.is_, layers[start:end + 1], old[first:])):
+            return start, end + 1 - start
     return None
 
 

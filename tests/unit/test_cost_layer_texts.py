@@ -1,7 +1,8 @@
 """A FIFO bin's layers column, written from the texts of the layers it still holds
 (`projections.cost_layers.layer_texts`), is byte for byte what `dump_layers` writes, after
 any run of receipts, FIFO takes, takes at a cost (returns to a supplier, from the middle)
-and emptyings."""
+and emptyings, with quantities equal in value written in more than one way ("5" and
+"5.000": a text is reused only for the very same layer, never an equal one)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from projections.cost_layers import dump_layers, layer_texts
 COSTS = [Decimal("2.50"), Decimal("3"), Decimal("0.125")]
 
 movements = st.lists(st.tuples(
-    st.sampled_from(["receive", "take", "take_at_cost", "empty"]),
+    st.sampled_from(["receive", "receive_written_long", "take", "take_at_cost", "empty"]),
     st.integers(min_value=1, max_value=40), st.sampled_from(COSTS)), max_size=40)
 
 
@@ -34,6 +35,8 @@ def moved(state: CostState, kind: str, quantity: int,
     amount = Decimal(quantity)
     if kind == "receive":
         return (), (layer_at(amount, cost),)
+    if kind == "receive_written_long":  # equal to the short form, written otherwise
+        return (), (layer_at(amount.quantize(Decimal("0.001")), cost),)
     if kind == "empty":
         return (everything(state) if state.quantity > 0 else ()), ()
     if amount > state.quantity:
@@ -73,3 +76,15 @@ def test_a_bin_of_many_layers_reuses_the_texts_of_those_a_take_leaves() -> None:
     kept = zip(again[1:49], texts[2:], strict=True)
     assert again[1:49] == texts[2:] and all(a is b for a, b in kept)
     assert again[0] == '["3","2.50","7.50"]' and again[-1] == '["1","3","3.00"]'
+
+
+def test_a_layer_equal_to_one_held_before_but_written_otherwise_gets_its_own_text() -> None:
+    short = Layer(Decimal("5"), Decimal("2.50"), Decimal("12.50"))
+    last = Layer(Decimal("1"), Decimal("3"), Decimal("3.00"))
+    long = Layer(Decimal("5.000"), Decimal("2.50"), Decimal("12.50"))
+    assert long == short  # equal in value: only identity may pick a text to reuse
+    before = (short, last)
+
+    texts = layer_texts((long, last), (before, layer_texts(before)))
+
+    assert texts == ('["5.000","2.50","12.50"]', '["1","3","3.00"]')
