@@ -131,9 +131,9 @@ def layer_texts(layers: tuple[Layer, ...],
     layers that are still held: the bin's column is written again on every page that moves
     it, and a bin can hold many layers. A movement takes from the front (changing the
     first layer it leaves) and adds at the back, so the layers it leaves are the same
-    objects as before, a run that ends with `before`'s last; found by identity (tuple
-    comparison, in C), those cost nothing to write again. Any other change (a return to a
-    supplier takes from the middle) is matched layer by layer."""
+    objects as before, a run that ends with `before`'s last; found by identity (checked
+    in C: `map(operator.is_, …)`), those cost nothing to write again. Any other change (a
+    return to a supplier takes from the middle) is matched layer by layer."""
     if before is None or not before[0]:
         return tuple(map(_layer_text, layers))
     old, old_texts = before
