@@ -55,9 +55,10 @@ class Recorded:
         return 7
 
 
-def on_a_loop(scenario: Any) -> Recorded:
-    """Run `scenario(transport)` (a coroutine function) on a fresh event loop."""
-    recorded = Recorded()
+def on_a_loop(scenario: Any, recorded: Recorded | None = None) -> Recorded:
+    """Run `scenario(transport)` (a coroutine function) on a fresh event loop, over
+    `recorded` (a new one when not given)."""
+    recorded = recorded or Recorded()
 
     async def run() -> None:
         await scenario(OneWriteTransport(recorded, asyncio.get_running_loop()))  # type: ignore[arg-type]
@@ -86,11 +87,7 @@ def test_a_lone_write_goes_out_when_the_loop_comes_round() -> None:
         seen.append(list(recorded.writes))
 
     recorded = Recorded()
-
-    async def run() -> None:
-        await answer(OneWriteTransport(recorded, asyncio.get_running_loop()))  # type: ignore[arg-type]
-
-    asyncio.run(run())
+    on_a_loop(answer, recorded)
     assert seen == [[], [b"HTTP/1.1 100 Continue\r\n\r\n"]]
 
 
@@ -131,12 +128,7 @@ def test_what_is_held_when_the_connection_goes_is_dropped_without_an_error() -> 
         transport.close()
 
     recorded = Recorded()
-
-    async def run() -> None:
-        await lost(OneWriteTransport(recorded, asyncio.get_running_loop()))  # type: ignore[arg-type]
-
-    asyncio.run(run())
-    assert recorded.writes == []
+    assert on_a_loop(lost, recorded).writes == []
 
 
 def test_an_abort_drops_what_is_held() -> None:
